@@ -1,0 +1,247 @@
+"""Typed run configuration: presets, YAML files and ``--set key=value`` overrides.
+
+One frozen, validated `TrainConfig` describes a run completely; it is what gets logged to
+MLflow as params and `config.yaml`, what Optuna trials vary, and what the model builder and
+pipeline read. Validation happens here, at the edge, so a bad value fails before any run
+is created or any data is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ckrun.errors import ConfigError
+
+# Architecture presets: one line each; any key can still be overridden with --set.
+# `seed` is the report's network (490 px, 64-filter stem, blocks 1-6 at 64 filters, 7-12 at
+# 256, each stage halving the size); it needs a GPU at full size.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(image_size=32, channels=1, stem_filters=8, filters=[8, 16], blocks=[1, 1], strides=[1, 2]),
+    "default": dict(
+        image_size=64, channels=1, stem_filters=32, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]
+    ),
+    "seed": dict(image_size=490, channels=3, stem_filters=64, filters=[64, 256], blocks=[6, 6], strides=[2, 2]),
+}
+
+ARCHITECTURE_KEYS = ("image_size", "channels", "stem_filters", "filters", "blocks", "strides")
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines one training run (data preparation, model, optimisation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    # --- data ---------------------------------------------------------------------------
+    peak_frames: int = Field(3, ge=1, description="last N frames of a CK+ sequence that get its labels")
+    require_emotion: bool = Field(False, description="drop images without an emotion label")
+    split_method: Literal["auto", "subject", "random", "predefined"] = Field(
+        "auto",
+        description="subject-exclusive stratified split, random, the data's own split column, "
+        "or auto (the data's split column when it has one, else subject)",
+    )
+    val_fraction: float = Field(0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    crop: Literal["auto", "landmarks", "detector", "none"] = Field(
+        "auto", description="face crop: CK+ landmarks, OpenCV face detector, none, or auto (first that works)"
+    )
+    crop_margin: float = Field(0.15, ge=0, le=1, description="margin around the face box, as a fraction of its size")
+    cache: str = Field("memory", description="'memory' or a file path prefix for tf.data's cache")
+    augment: bool = True
+    rotation: float = Field(8.0, ge=0, le=45, description="max rotation in degrees")
+    shift: float = Field(0.06, ge=0, le=0.5, description="max shift as a fraction of the image size")
+    zoom: float = Field(0.08, ge=0, le=0.5, description="max zoom in/out fraction")
+    flip: bool = Field(True, description="random horizontal flip")
+    brightness: float = Field(0.15, ge=0, le=1, description="max brightness change as a fraction of 255")
+    contrast: float = Field(0.2, ge=0, le=1, description="max contrast change fraction")
+
+    # --- model --------------------------------------------------------------------------
+    preset: Literal["tiny", "default", "seed"] = "default"
+    image_size: int = Field(..., ge=8, le=1024)
+    channels: Literal[1, 3] = 1
+    stem_filters: int = Field(..., ge=1)
+    stem_stride: int = Field(1, ge=1, le=4)
+    stem_pool: bool = Field(False, description="3x3 max-pool after the stem (for large inputs)")
+    filters: tuple[int, ...] = Field(..., min_length=1)
+    blocks: tuple[int, ...] = Field(..., min_length=1)
+    strides: tuple[int, ...] = Field(..., min_length=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    l2: float = Field(1e-4, ge=0, le=1, description="L2 lambda on every conv and dense kernel")
+    bn_momentum: float = Field(0.9, gt=0, lt=1, description="BatchNorm moving-average momentum")
+
+    # --- labels -------------------------------------------------------------------------
+    min_au_count: int = Field(10, ge=1, description="train-split positives an AU needs to get an output")
+    aus: tuple[int, ...] | None = Field(None, description="explicit AU list (overrides min_au_count)")
+
+    # --- optimisation -------------------------------------------------------------------
+    epochs: int = Field(30, ge=1, le=1000)
+    batch_size: int = Field(16, ge=1, le=1024)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"
+    warmup_epochs: int = Field(1, ge=0)
+    emotion_loss_weight: float = Field(1.0, ge=0)
+    au_loss_weight: float = Field(1.0, ge=0)
+    class_weights: bool = Field(True, description="weight emotion classes inversely to their frequency")
+    au_pos_weights: bool = Field(False, description="weight AU positives by their negative/positive ratio")
+    objective: Literal["mean", "emotion", "au"] = Field(
+        "mean", description="validation objective: mean of emotion and AU macro-F1, or either alone"
+    )
+    early_stopping: int = Field(0, ge=0, description="patience in epochs (0 = off; best epoch is restored anyway)")
+
+    # --- evaluation ---------------------------------------------------------------------
+    threshold_min_positives: int = Field(
+        10, ge=1, description="val positives an AU needs before its threshold is tuned"
+    )
+    threshold_shrinkage: float = Field(0.5, ge=0, le=1, description="pull of tuned thresholds towards 0.5")
+    overfit_gap: float = Field(0.07, gt=0, lt=1, description="train-val objective gap above which a run overfits")
+    underfit_score: float = Field(0.7, gt=0, lt=1, description="clean-train objective below which a run underfits")
+
+    # --- execution ----------------------------------------------------------------------
+    seed: int = Field(0, ge=0)
+    deterministic: bool = Field(False, description="TensorFlow op determinism (slower)")
+    strategy: Literal["default", "mirrored"] = "default"
+    log_model: bool = Field(True, description="log the trained model to MLflow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        preset = data.get("preset", "default")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})")
+        merged = {**PRESETS[preset], **data}
+        if "strides" not in data and ("filters" in data or "blocks" in data):
+            # Depth changed without strides: keep the preset's first stride, halve after.
+            stages = len(merged["filters"]) if "filters" in data else len(merged["blocks"])
+            merged["strides"] = [PRESETS[preset]["strides"][0]] + [2] * (stages - 1)
+        return merged
+
+    @model_validator(mode="after")
+    def _check_architecture(self) -> TrainConfig:
+        if not (len(self.filters) == len(self.blocks) == len(self.strides)):
+            raise ValueError(
+                "filters, blocks and strides need one value per stage; received "
+                f"filters={list(self.filters)}, blocks={list(self.blocks)}, strides={list(self.strides)}"
+            )
+        if any(v < 1 for v in (*self.filters, *self.blocks, *self.strides)):
+            raise ValueError("filters, blocks and strides must be positive integers")
+        final = self.final_feature_size
+        if final < 2:
+            raise ValueError(
+                f"image_size={self.image_size} is too small for the depth: the feature map would be "
+                f"{final} px after a total stride of {self.total_stride} (need at least 2)"
+            )
+        if self.val_fraction + self.test_fraction >= 0.8:
+            raise ValueError("val_fraction + test_fraction must leave at least 20% for training")
+        if self.aus is not None and not self.aus:
+            raise ValueError("aus must list at least one AU code, or be null")
+        return self
+
+    @property
+    def total_stride(self) -> int:
+        return self.stem_stride * (2 if self.stem_pool else 1) * math.prod(self.strides)
+
+    @property
+    def final_feature_size(self) -> int:
+        return math.ceil(self.image_size / self.total_stride)
+
+    def params(self) -> dict[str, str]:
+        """Flat string params for MLflow (lists as JSON so they compare as text)."""
+        out = {}
+        for key, value in self.model_dump().items():
+            out[key] = json.dumps(list(value)) if isinstance(value, tuple | list) else str(value)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.model_dump()), sort_keys=False)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        """A validated copy with `changes` applied (presets re-applied only if `preset` changes)."""
+        data = self.model_dump()
+        if "preset" in changes and changes["preset"] != self.preset:
+            for key in ARCHITECTURE_KEYS:
+                data.pop(key, None)
+        data.update(changes)
+        return build_config(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "invalid config") -> str:
+    """One line per problem, naming the key and the value received."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        received = err.get("input")
+        if err["loc"] and not isinstance(received, Mapping):
+            problems.append(f"{loc}: {msg} (received {received!r})")
+        else:
+            problems.append(f"{loc}: {msg}" if err["loc"] else msg)
+    return f"{prefix}: " + "; ".join(problems)
+
+
+def build_config(data: Mapping[str, Any]) -> TrainConfig:
+    """Validate a mapping into a TrainConfig, turning pydantic errors into one ConfigError."""
+    try:
+        return TrainConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` strings to a dict, values parsed as YAML (``filters=[32,64]``, ``augment=false``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, received {pair!r}")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML") from None
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML mapping of config keys; errors name the file."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def load_config(config_file: Path | None = None, overrides: Iterable[str] = (), **base: Any) -> TrainConfig:
+    """Defaults < `base` < config file < ``--set`` overrides, validated once."""
+    data: dict[str, Any] = dict(base)
+    if config_file is not None:
+        data.update(read_config_file(Path(config_file)))
+    data.update(parse_overrides(overrides))
+    unknown = sorted(set(data) - set(TrainConfig.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (see `ckrun schema` for the valid keys)")
+    return build_config(data)
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON schema of TrainConfig, for `ckrun schema`."""
+    return TrainConfig.model_json_schema()

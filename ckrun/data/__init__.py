@@ -1,0 +1,1 @@
+"""The CK+ data layer: import, synthetic data, split, tf.data pipeline, description."""

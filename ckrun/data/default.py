@@ -1,0 +1,52 @@
+"""The embedded default dataset: synthetic CK+ generated once into a cache folder.
+
+Every command that takes DATA falls back to this, so a fresh machine needs no download.
+Generation happens into a temporary sibling folder that is renamed into place, under a file
+lock, so concurrent workers (several `ckrun tune` processes) neither race nor see half a set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+SYNTH_VERSION = 1
+DEFAULT_SEED = 0
+
+
+def cache_dir() -> Path:
+    """``$CKRUN_CACHE``, else ``$XDG_CACHE_HOME/ckrun``, else ``~/.cache/ckrun``."""
+    if os.environ.get("CKRUN_CACHE"):
+        return Path(os.environ["CKRUN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ckrun"
+
+
+def default_dataset(*, seed: int = DEFAULT_SEED, subjects: int | None = None, progress: bool = True) -> Path:
+    """Path of the synthetic CK+ for (seed, subjects), generating it on first use."""
+    from ckrun.data import synth
+
+    subjects = synth.DEFAULT_SUBJECTS if subjects is None else subjects
+    root = cache_dir() / f"synth-v{SYNTH_VERSION}-seed{seed}-n{subjects}"
+    if (root / synth.MARKER_FILE).is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / synth.MARKER_FILE).is_file():  # another process finished meanwhile
+            return root
+        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        synth.generate_synthetic_ckplus(tmp, subjects=subjects, seed=seed, progress=progress)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return root
+
+
+def resolve_data(data: Path | str | None, *, progress: bool = True) -> Path:
+    """The user's DATA path, or the default synthetic set when omitted."""
+    if data is None or str(data) == "":
+        return default_dataset(progress=progress)
+    return Path(data).expanduser()

@@ -1,0 +1,258 @@
+"""tf.data input pipeline: decode, crop, pad to square, resize, cache, augment, normalise.
+
+Decoding and resizing run once per image (in parallel tf.data maps) into a uint8 array that
+is cached in memory or in a ``.npy`` file, keyed by the preprocessing settings; training,
+validation, tuning trials and the baseline all reuse it. Per-run datasets then only shuffle,
+augment (training only), normalise with train-split statistics, batch and prefetch — the
+cheap part, so an Optuna worker decodes its data once, not once per trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from ckrun.data import faces
+from ckrun.data.labels import EMOTION_CLASSES
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+# --------------------------------------------------------------------------------------
+# Preprocessing shared by training and prediction
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything needed to turn an image file into model input; travels with the model."""
+
+    image_size: int
+    channels: int
+    crop: str
+    crop_margin: float
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    classes: tuple[str, ...] = EMOTION_CLASSES
+    aus: tuple[str, ...] = ()
+    thresholds: tuple[float, ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessing:
+        data = json.loads(text)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def cache_key(self) -> str:
+        """What decoded pixels depend on (not normalisation or labels)."""
+        return f"{self.image_size}-{self.channels}-{self.crop}-{self.crop_margin}"
+
+
+def _load_face(path: tf.Tensor, box: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
+    """Decode one file, cut the (possibly out-of-bounds) square box, resize; float 0..255."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    top, left, size = box[0], box[1], box[2]
+    pad_top, pad_left = tf.maximum(0, -top), tf.maximum(0, -left)
+    pad_bottom = tf.maximum(0, top + size - h)
+    pad_right = tf.maximum(0, left + size - w)
+    image = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]])
+    image = image[top + pad_top : top + pad_top + size, left + pad_left : left + pad_left + size]
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.clip_by_value(tf.round(image), 0.0, 255.0)
+
+
+def decode_faces(
+    paths: Sequence[str], boxes: np.ndarray, image_size: int, channels: int, *, batch: int = 64
+) -> np.ndarray:
+    """(N, S, S, C) uint8 faces, decoded in parallel by tf.data."""
+    if len(paths) == 0:
+        return np.zeros((0, image_size, image_size, channels), np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices((list(map(str, paths)), boxes.astype(np.int32)))
+    ds = ds.map(lambda p, b: _load_face(p, b, image_size, channels), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda x: tf.cast(x, tf.uint8), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch).prefetch(AUTOTUNE)
+    return np.concatenate([b.numpy() for b in ds], axis=0)
+
+
+# --------------------------------------------------------------------------------------
+# Decoded-image cache
+
+
+class FaceCache:
+    """Decoded faces of a manifest per preprocessing key, in memory or in a cache folder."""
+
+    def __init__(self, cache: str = "memory", *, progress: bool = False) -> None:
+        self._memory: dict[str, np.ndarray] = {}
+        self._folder = None if cache in ("", "memory") else Path(cache)
+        self._progress = progress
+
+    def images(self, manifest: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
+        """Faces for every row of `manifest`, in row order."""
+        paths = manifest["path"].astype(str).tolist()
+        digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+        key = f"{prep.cache_key()}-{digest}"
+        if key in self._memory:
+            return self._memory[key]
+        file = self._folder / f"faces-{key}.npy" if self._folder else None
+        if file is not None and file.is_file():
+            images = np.load(file, mmap_mode="r")
+        else:
+            landmarks = manifest["landmarks"].tolist() if "landmarks" in manifest else [None] * len(paths)
+            boxes = faces.crop_boxes(paths, landmarks, prep.crop, prep.crop_margin, progress=self._progress)
+            images = decode_faces(paths, boxes, prep.image_size, prep.channels)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = file.with_suffix(".tmp.npy")
+                np.save(tmp, images)
+                tmp.rename(file)
+        self._memory[key] = images
+        return images
+
+
+# --------------------------------------------------------------------------------------
+# Labels and normalisation
+
+
+def encode_labels(manifest: pd.DataFrame, aus: Sequence[str]) -> dict[str, np.ndarray]:
+    """One-hot emotion (all zeros when missing) and multi-hot AUs (-1 when missing).
+
+    The zero row and the -1 entries are the masks the losses and metrics read, so an image
+    with only one kind of label still trains the other head's shared features.
+    """
+    n = len(manifest)
+    emotion = np.zeros((n, len(EMOTION_CLASSES)), np.float32)
+    nums = manifest["emotion_num"]
+    known = nums.notna().to_numpy()
+    emotion[np.flatnonzero(known), nums[known].astype(int).to_numpy()] = 1.0
+    au = np.full((n, len(aus)), -1.0, np.float32)
+    for j, col in enumerate(aus):
+        if col in manifest:
+            values = pd.to_numeric(manifest[col], errors="coerce").to_numpy(dtype=float)
+            au[:, j] = np.where(np.isnan(values), -1.0, (values > 0).astype(float))
+    return {"emotion": emotion, "aus": au}
+
+
+def normalisation_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the (training) images, std floored to avoid blow-ups."""
+    flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
+    mean = flat.mean(axis=0)
+    std = np.maximum(flat.std(axis=0), 1.0)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def normalise(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+    mean = tf.constant(prep.mean, tf.float32)
+    std = tf.constant(prep.std, tf.float32)
+    return (tf.cast(images, tf.float32) - mean) / std
+
+
+# --------------------------------------------------------------------------------------
+# Augmentation (training only)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    rotation: float = 8.0  # degrees
+    shift: float = 0.06  # fraction of the side
+    zoom: float = 0.08  # fraction
+    flip: bool = True
+    brightness: float = 0.15  # fraction of 255
+    contrast: float = 0.2  # fraction
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rotation or self.shift or self.zoom or self.flip or self.brightness or self.contrast)
+
+
+def _uniform(seed: tf.Tensor, n: tf.Tensor, bound: float, salt: int) -> tf.Tensor:
+    return tf.random.stateless_uniform([n], seed=seed + salt, minval=-bound, maxval=bound)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """Random affine (rotate, shift, zoom, flip) and photometric change of a float batch.
+
+    Stateless ops keyed by `seed`, so a run is reproducible from its seed while every
+    epoch and batch still sees different transformations.
+    """
+    n = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    angle = _uniform(seed, n, math.radians(aug.rotation), 1)
+    scale = 1.0 + _uniform(seed, n, aug.zoom, 2)
+    tx = _uniform(seed, n, aug.shift, 3) * size
+    ty = _uniform(seed, n, aug.shift, 4) * size
+    flip = tf.random.stateless_uniform([n], seed=seed + 5) < 0.5 if aug.flip else tf.zeros([n], tf.bool)
+    sx = tf.where(flip, -1.0, 1.0)
+    # Inverse map output->input about the centre: x_in = A^-1 (x_out - c - t) + c.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    c = (size - 1.0) / 2.0
+    a0, a1 = cos * sx, sin
+    b0, b1 = -sin * sx, cos
+    ox = c - (c + tx) * a0 - (c + ty) * a1
+    oy = c - (c + tx) * b0 - (c + ty) * b1
+    zeros = tf.zeros([n])
+    transforms = tf.stack([a0, a1, ox, b0, b1, oy, zeros, zeros], axis=1)
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+    if aug.brightness:
+        images = images + _uniform(seed, n, aug.brightness * 255.0, 6)[:, None, None, None]
+    if aug.contrast:
+        factor = 1.0 + _uniform(seed, n, aug.contrast, 7)[:, None, None, None]
+        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        images = (images - mean) * factor + mean
+    return tf.clip_by_value(images, 0.0, 255.0)
+
+
+# --------------------------------------------------------------------------------------
+# Datasets
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: dict[str, np.ndarray],
+    prep: Preprocessing,
+    *,
+    batch_size: int = 16,
+    training: bool = False,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+) -> tf.data.Dataset:
+    """Batches of (normalised image, {"emotion", "aus"}) for fit/evaluate/predict.
+
+    Training sets reshuffle every epoch and, with `augmentation`, transform each batch;
+    evaluation sets keep row order and are never augmented.
+    """
+    n = len(images)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augmentation is not None and augmentation.enabled:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, s: (
+                augment_batch(tf.cast(batch[0], tf.float32), tf.cast(s % (2**31), tf.int32), augmentation),
+                batch[1],
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.map(lambda x, y: (normalise(x, prep), y), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.prefetch(AUTOTUNE)

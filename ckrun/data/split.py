@@ -1,0 +1,150 @@
+"""Subject-exclusive, emotion-stratified train/val/test splits and cross-validation folds.
+
+Frames of one person are near-duplicates, so any split that lets a subject appear on both
+sides inflates scores; groups are therefore subjects, and scikit-learn's
+StratifiedGroupKFold keeps the class balance as close as subject boundaries allow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.errors import DataError
+
+SPLITS = ("train", "val", "test")
+_NO_EMOTION = "<none>"
+
+
+def _strata(manifest: pd.DataFrame) -> np.ndarray:
+    """Stratification labels; AU-only rows form their own stratum."""
+    return manifest["emotion"].astype("string").fillna(_NO_EMOTION).to_numpy(dtype=str)
+
+
+def _fold_of(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_splits-1) of every row, folds subject-exclusive and stratified."""
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise DataError(
+            f"too few subjects for a subject-exclusive split: {n_groups} subject(s), need at least {n_splits}"
+        )
+    folds = np.full(len(labels), -1)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        folds[held_out] = fold
+    return folds
+
+
+def _check_classes(manifest: pd.DataFrame, what: str = "split") -> None:
+    """Fail when a class present in the data is missing from val or test."""
+    present = [c for c in EMOTION_CLASSES if (manifest["emotion"] == c).any()]
+    for split in ("val", "test"):
+        part = manifest.loc[manifest["split"] == split]
+        if part.empty:
+            raise DataError(f"the {what} left the {split} split empty (too few subjects or images)")
+        missing = [c for c in present if not (part["emotion"] == c).any()]
+        if missing:
+            n_subj = {c: manifest.loc[manifest["emotion"] == c, "subject"].nunique() for c in missing}
+            detail = ", ".join(f"{c} ({n} subject(s) in all)" for c, n in n_subj.items())
+            raise DataError(
+                f"the {what} leaves no {detail} image in the {split} split: too few subjects "
+                "carry that class; add data or use --set split_method=random"
+            )
+    if not (manifest["split"] == "train").any():
+        raise DataError(f"the {what} left the train split empty")
+
+
+def assign_split(
+    manifest: pd.DataFrame,
+    *,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    method: str = "subject",
+) -> pd.DataFrame:
+    """A copy of `manifest` with a ``split`` column (train/val/test).
+
+    `method`: ``subject`` (exclusive, stratified), ``random`` (image-level; only for data
+    without subjects, and scores will be optimistic) or ``predefined`` (keep the data's own
+    ``split`` column, e.g. to compare with published folds).
+    """
+    if manifest.empty:
+        raise DataError("cannot split an empty dataset")
+    out = manifest.copy()
+    if method == "predefined":
+        if "split" not in out.columns or out["split"].isna().any():
+            raise DataError("split_method=predefined needs a 'split' column with a value on every row")
+        bad = sorted(set(out["split"]) - set(SPLITS))
+        if bad:
+            raise DataError(f"unknown split value(s) {bad} (expected train, val, test)")
+        _check_classes(out, "predefined split")
+        return out
+    if method == "random":
+        out["split"] = _random_split(out, val_fraction, test_fraction, seed)
+        _check_classes(out, "random split")
+        return out
+    if method != "subject":
+        raise DataError(f"unknown split method {method!r} (expected subject, random or predefined)")
+
+    labels, groups = _strata(out), out["subject"].astype(str).to_numpy()
+    # Test first (1/test_fraction folds), then val out of the rest, both subject-exclusive.
+    test_folds = _fold_of(labels, groups, max(2, round(1 / test_fraction)), seed)
+    is_test = test_folds == 0
+    rest = ~is_test
+    val_share = val_fraction / (1 - test_fraction)
+    val_folds = _fold_of(labels[rest], groups[rest], max(2, round(1 / val_share)), seed + 1)
+    split = np.full(len(out), "train", dtype=object)
+    split[is_test] = "test"
+    split[np.flatnonzero(rest)[val_folds == 0]] = "val"
+    out["split"] = split
+    _check_classes(out)
+    return out
+
+
+def _random_split(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """Image-level split, still grouped by subject when subjects exist."""
+    groups = manifest["subject"].astype(str).to_numpy()
+    idx = np.arange(len(manifest))
+    outer = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    train_val, test = next(outer.split(idx, groups=groups))
+    inner = GroupShuffleSplit(n_splits=1, test_size=val_fraction / (1 - test_fraction), random_state=seed + 1)
+    _, va = next(inner.split(train_val, groups=groups[train_val]))
+    split = np.full(len(manifest), "train", dtype=object)
+    split[test] = "test"
+    split[train_val[va]] = "val"
+    return split
+
+
+def kfold_splits(manifest: pd.DataFrame, k: int, *, seed: int = 0) -> list[pd.DataFrame]:
+    """K subject-exclusive folds for cross-validation.
+
+    Fold i tests on subject fold i, validates (best epoch, thresholds) on fold i+1 and
+    trains on the rest, so every subject is tested exactly once.
+    """
+    if k < 3:
+        raise DataError(f"cross-validation needs k >= 3 (one fold each for val and test), got {k}")
+    folds = _fold_of(_strata(manifest), manifest["subject"].astype(str).to_numpy(), k, seed)
+    out = []
+    for i in range(k):
+        part = manifest.copy()
+        split = np.full(len(part), "train", dtype=object)
+        split[folds == i] = "test"
+        split[folds == (i + 1) % k] = "val"
+        part["split"] = split
+        _check_classes(part, f"fold {i + 1}/{k}")
+        out.append(part)
+    return out
+
+
+def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Images and subjects per split and class counts, for summaries and tests."""
+    rows = []
+    for split in SPLITS:
+        part = manifest.loc[manifest["split"] == split]
+        row = {"split": split, "images": len(part), "subjects": part["subject"].nunique()}
+        for c in EMOTION_CLASSES:
+            row[c] = int((part["emotion"] == c).sum())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split")

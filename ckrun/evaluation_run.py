@@ -1,0 +1,93 @@
+"""`ckrun evaluate`: score a logged model on a dataset split, as its own MLflow run.
+
+The model's logged config supplies the split rule (seed, fractions, peak frames), so
+"test" means the same subjects the model was tested on when DATA is the training data,
+and a held-out split of any other dataset laid out like CK+.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ckrun import names, tracking
+from ckrun.config import TrainConfig, build_config
+from ckrun.console import echo
+from ckrun.data.loader import prepare_for_config
+from ckrun.data.pipeline import encode_labels
+from ckrun.errors import DataError
+from ckrun.evaluate import emotion_targets, evaluate_split, majority_accuracy
+from ckrun.train import log_evaluation_artifacts, timestamp
+
+
+@dataclass
+class EvaluationResult:
+    run_id: str
+    metrics: dict[str, float]
+
+
+def _model_config(config: dict) -> TrainConfig:
+    known = {k: v for k, v in config.items() if k in TrainConfig.model_fields}
+    return build_config(known) if known else build_config({})
+
+
+def evaluate_model_uri(
+    model_uri: str, data: Path | str | None, *, split: str = "test", experiment: str | None = None
+) -> EvaluationResult:
+    import tempfile
+
+    predictor = tracking.load_predictor(model_uri)
+    cfg = _model_config(predictor.config)
+    prepared = prepare_for_config(data, cfg)
+    manifest = prepared.manifest
+    part = manifest if split == "all" else manifest.loc[manifest["split"] == split]
+    if part.empty:
+        raise DataError(f"split {split!r} of {prepared.source} holds no images")
+    prep = predictor.prep
+    landmarks = part["landmarks"].tolist() if "landmarks" in part else None
+    images = predictor.faces(part["path"].astype(str).tolist(), landmarks)
+    labels = encode_labels(part, prep.aus)
+    probs = predictor.probabilities(images)
+    thresholds = np.asarray(prep.thresholds or [0.5] * len(prep.aus), float)
+    label = "all" if split == "all" else split
+    ev = evaluate_split(label, labels, probs, aus=list(prep.aus), thresholds=thresholds)
+    metrics = dict(ev.metrics)
+    train_part = manifest.loc[manifest["split"] == "train"]
+    metrics["majority_emotion_accuracy"] = majority_accuracy(
+        emotion_targets(encode_labels(train_part, [])["emotion"]), emotion_targets(labels["emotion"])
+    )
+    source_run = tracking.model_run_id(model_uri)
+    with tracking.start_run(
+        kind="evaluate",
+        run_name=f"evaluate-{timestamp()}",
+        experiment=experiment,
+        tags={"ckrun.evaluated_run_id": source_run or "", "ckrun.model_uri": model_uri},
+        description=f"Evaluation of {model_uri} on the {split} split of {prepared.name}.",
+    ) as run:
+        tracking.log_params(
+            {
+                "model_uri": model_uri,
+                "split": split,
+                "data_source": prepared.source,
+                "data_digest": prepared.digest,
+                "n_images": len(part),
+                "au_list": ",".join(prep.aus),
+            }
+        )
+        tracking.log_dataset(
+            part, source=prepared.source, digest=prepared.digest, name=prepared.name, context="evaluation"
+        )
+        tracking.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            log_evaluation_artifacts({label if label in ("val", "test") else "test": ev}, tmp)
+    echo(
+        f"evaluated {model_uri} on {len(part)} {split} images of {prepared.name}: "
+        + "  ".join(
+            f"{k} {metrics[k]:.3f}"
+            for k in (names.split_metric(label, "emotion_f1"), names.split_metric(label, "au_f1"))
+            if k in metrics
+        )
+    )
+    return EvaluationResult(run.run_id, metrics)

@@ -1,0 +1,141 @@
+"""The two-headed ResNet: residual block → stages → backbone → emotion and AU heads.
+
+Read top-down: `ResidualBlock` (the seed's custom layer), `build_backbone` (stem and
+stages from per-stage filters/blocks/strides), `build_model` (backbone plus the two named
+heads). Architecture is data (TrainConfig); presets live in `ckrun.config.PRESETS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import layers
+
+EMOTION_HEAD = "emotion"
+AU_HEAD = "aus"
+
+
+def _l2(l2: float) -> keras.regularizers.Regularizer | None:
+    return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+@keras.saving.register_keras_serializable(package="ckrun")
+class ResidualBlock(layers.Layer):
+    """conv3x3(stride) → BN → ReLU → conv3x3 → BN, plus shortcut, add, ReLU.
+
+    The shortcut is a 1x1 conv + BN projection when the stride or the channel count
+    changes (decided in `build`, where the input width is known), the identity otherwise.
+    """
+
+    def __init__(
+        self, filters: int, stride: int = 1, l2: float = 0.0, bn_momentum: float = 0.99, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if filters < 1 or stride < 1:
+            raise ValueError(f"filters and stride must be positive. Received: filters={filters}, stride={stride}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0. Received: l2={l2}")
+        self.filters, self.stride, self.l2, self.bn_momentum = int(filters), int(stride), float(l2), float(bn_momentum)
+        conv = dict(kernel_size=3, padding="same", use_bias=False, kernel_regularizer=_l2(self.l2))
+        self.conv1 = layers.Conv2D(self.filters, strides=self.stride, name="conv1", **conv)
+        self.bn1 = layers.BatchNormalization(momentum=self.bn_momentum, name="bn1")
+        self.conv2 = layers.Conv2D(self.filters, strides=1, name="conv2", **conv)
+        self.bn2 = layers.BatchNormalization(momentum=self.bn_momentum, name="bn2")
+        self.proj_conv: layers.Conv2D | None = None
+        self.proj_bn: layers.BatchNormalization | None = None
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        if self.stride != 1 or input_shape[-1] != self.filters:
+            self.proj_conv = layers.Conv2D(
+                self.filters,
+                1,
+                strides=self.stride,
+                use_bias=False,
+                kernel_regularizer=_l2(self.l2),
+                name="proj_conv",
+            )
+            self.proj_bn = layers.BatchNormalization(momentum=self.bn_momentum, name="proj_bn")
+            self.proj_conv.build(input_shape)
+            self.proj_bn.build(self.proj_conv.compute_output_shape(input_shape))
+        self.conv1.build(input_shape)
+        mid = self.conv1.compute_output_shape(input_shape)
+        self.bn1.build(mid)
+        self.conv2.build(mid)
+        self.bn2.build(mid)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = keras.ops.relu(self.bn1(self.conv1(inputs), training=training))
+        x = self.bn2(self.conv2(x), training=training)
+        shortcut = inputs
+        if self.proj_conv is not None:
+            shortcut = self.proj_bn(self.proj_conv(inputs), training=training)
+        return keras.ops.relu(x + shortcut)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return tuple(self.conv1.compute_output_shape(input_shape))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "stride": self.stride,
+            "l2": self.l2,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+def build_backbone(
+    inputs: Any,
+    *,
+    stem_filters: int,
+    stem_stride: int,
+    stem_pool: bool,
+    filters: Sequence[int],
+    blocks: Sequence[int],
+    strides: Sequence[int],
+    l2: float,
+    bn_momentum: float,
+) -> Any:
+    """Stem then one stage per (filters, blocks, stride); returns pooled features."""
+    x = layers.Conv2D(
+        stem_filters,
+        3,
+        strides=stem_stride,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=_l2(l2),
+        name="stem_conv",
+    )(inputs)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    if stem_pool:
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for s, (width, depth, stride) in enumerate(zip(filters, blocks, strides, strict=True), start=1):
+        for b in range(1, depth + 1):
+            block_stride = stride if b == 1 else 1  # downsample at the start of a stage only
+            x = ResidualBlock(width, block_stride, l2, bn_momentum, name=f"stage{s}_block{b}")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return layers.Flatten(name="flatten")(x)
+
+
+def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
+    """The two-headed ResNet for `cfg` (a TrainConfig): outputs {"emotion", "aus"}."""
+    inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), name="image")
+    features = build_backbone(
+        inputs,
+        stem_filters=cfg.stem_filters,
+        stem_stride=cfg.stem_stride,
+        stem_pool=cfg.stem_pool,
+        filters=cfg.filters,
+        blocks=cfg.blocks,
+        strides=cfg.strides,
+        l2=cfg.l2,
+        bn_momentum=cfg.bn_momentum,
+    )
+    if cfg.dropout > 0:
+        features = layers.Dropout(cfg.dropout, name="dropout")(features)
+    emotion = layers.Dense(n_classes, activation="softmax", kernel_regularizer=_l2(cfg.l2), name=EMOTION_HEAD)(features)
+    aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(features)
+    return keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name="ckrun_resnet")
