@@ -306,6 +306,130 @@ def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
         click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
 
 
+# --------------------------------------------------------------------------------------
+# tuning, reports, UI, the main job
+
+
+@cli.command("tune")
+@data_option
+@config_options
+@click.option(
+    "--search-space",
+    default="quick",
+    show_default=True,
+    help="search-space YAML file, or the name of a bundled one (seed, quick)",
+)
+@click.option("--n-trials", type=click.IntRange(min=1), default=10, help="trials this worker runs")
+@click.option(
+    "--max-trials",
+    type=click.IntRange(min=0),
+    default=None,
+    help="cap on the study's total trials across all workers (0 = no cap)",
+)
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="stop starting trials after SECONDS")
+@click.option(
+    "--storage",
+    default=None,
+    help="Optuna storage: an RDB URL (postgresql://user@host/db for several machines), or a journal file "
+    "for several processes on one machine (journal:///path/study.log, or a path ending in .log/.journal); "
+    "keep passwords out of command lines with $CKRUN_STORAGE or PGPASSWORD  "
+    "[default: $CKRUN_STORAGE, else sqlite:///optuna.db beside mlflow.db]",
+)
+@click.option("--study-name", default="ckrun-study", help="study name; an existing study is resumed")
+@click.option(
+    "--objective",
+    type=click.Choice(["mean", "emotion", "au", "pareto"]),
+    default="mean",
+    help="validation objective; pareto = two objectives (emotion F1, AU F1)",
+)
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", help="Optuna sampler (seeded)")
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "none"]),
+    default="median",
+    help="prune trials on the per-epoch validation objective",
+)
+@click.option("--register-name", default="ckplus-resnet", help="registered model name for the best trial")
+@click.option("--register/--no-register", default=True, help="register the best trial's model as @champion")
+@click.option("--retrain", is_flag=True, help="retrain the best config on train+val before registering")
+@click.option("--finalize", is_flag=True, help="only register/evaluate the best trial of an existing study")
+@_friendly_errors
+def tune_cmd(
+    data: Path | None,
+    experiment: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    search_space: str,
+    n_trials: int,
+    max_trials: int | None,
+    timeout: float | None,
+    storage: str | None,
+    study_name: str,
+    objective: str,
+    sampler: str,
+    pruner: str,
+    register_name: str,
+    register: bool,
+    retrain: bool,
+    finalize: bool,
+) -> None:
+    """Optuna study over the search space; every trial a child MLflow run of one parent."""
+    cfg = _load_cfg(config_file, overrides)
+    from ckrun import tracking
+
+    tracking.check_store()
+    from ckrun.tune import TuneOptions, run_tune
+
+    options = TuneOptions(
+        search_space=search_space,
+        n_trials=n_trials,
+        max_trials=max_trials or None,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        objective=objective,
+        sampler=sampler,
+        pruner=pruner,
+        register_name=register_name,
+        register=register,
+        retrain=retrain,
+        finalize_only=finalize,
+        experiment=experiment,
+    )
+    result = run_tune(cfg, data, options)
+    click.echo(result.summary())
+
+
+@cli.command("report")
+@click.option("--experiment", default=None, help="MLflow experiment to report on  [default: ckrun]")
+@click.option("--study", default=None, help="Optuna study name to include (importance plots)")
+@click.option("--storage", default=None, help="Optuna storage URL of --study  [default: sqlite:///optuna.db]")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="output folder  [default: reports/<experiment>]"
+)
+@data_option
+@_friendly_errors
+def report_cmd(
+    experiment: str | None, study: str | None, storage: str | None, out: Path | None, data: Path | None
+) -> None:
+    """Write report.md and a self-contained report.html from what MLflow holds."""
+    from ckrun.report import generate_report
+
+    path = generate_report(experiment=experiment, study=study, storage=storage, out=out, data=data)
+    click.echo(f"report: {path}")
+
+
+@cli.command("ui")
+@click.option("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes the UI to your network)")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, help="port")
+@_friendly_errors
+def ui_cmd(host: str, port: int) -> None:
+    """Start the MLflow UI on the project's tracking store."""
+    from ckrun.ui import serve_ui
+
+    serve_ui(host=host, port=port)
+
+
 def main() -> None:
     cli()
 

@@ -114,13 +114,22 @@ class TrainConfig(BaseModel):
         if not isinstance(data, Mapping):
             return data
         preset = data.get("preset", "default")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})")
-        merged = {**PRESETS[preset], **data}
-        if "strides" not in data and ("filters" in data or "blocks" in data):
-            # Depth changed without strides: keep the preset's first stride, halve after.
-            stages = len(merged["filters"]) if "filters" in data else len(merged["blocks"])
-            merged["strides"] = [PRESETS[preset]["strides"][0]] + [2] * (stages - 1)
+        base = PRESETS[preset]
+        merged = {**base, **data}
+        given = [k for k in ("filters", "blocks") if k in data and isinstance(data[k], list | tuple)]
+        if len(given) == 1 and "strides" not in data:
+            # The depth changed through one list: derive the other lists from the preset
+            # (same blocks per stage, widths doubling per stage, stride 2 after the first).
+            stages = len(data[given[0]])
+            if given == ["filters"]:
+                merged["blocks"] = [base["blocks"][0]] * stages
+            else:
+                merged["filters"] = [base["filters"][0] * 2**i for i in range(stages)]
+        if "strides" not in data and given:
+            stages = len(merged["filters"]) if isinstance(merged["filters"], list | tuple) else 1
+            merged["strides"] = [base["strides"][0]] + [2] * (stages - 1)
         return merged
 
     @model_validator(mode="after")
@@ -168,6 +177,14 @@ class TrainConfig(BaseModel):
         if "preset" in changes and changes["preset"] != self.preset:
             for key in ARCHITECTURE_KEYS:
                 data.pop(key, None)
+        elif {"filters", "blocks"} & set(changes) and "strides" not in changes:
+            # Re-derive what a new depth implies, as --set does on the command line; a list of
+            # the old depth is kept only when its length still fits.
+            stages = len(changes.get("filters", changes.get("blocks", ())))
+            data.pop("strides", None)
+            for key in {"filters", "blocks"} - set(changes):
+                if len(data[key]) != stages:
+                    data.pop(key)
         data.update(changes)
         return build_config(data)
 

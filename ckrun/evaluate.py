@@ -115,10 +115,20 @@ def tune_thresholds(
         y, p = targets[known, j], probs[known, j]
         if y.sum() < min_positives or y.sum() == len(y):
             continue
-        scores = [f1_score(y, p >= t, zero_division=0) for t in grid]
-        best = float(grid[int(np.argmax(scores))])
+        best = float(grid[int(np.argmax(_f1_per_threshold(y, p, grid)))])
         thresholds[j] = round(0.5 + (1.0 - shrinkage) * (best - 0.5), 4)
     return thresholds
+
+
+def _f1_per_threshold(y: np.ndarray, p: np.ndarray, grid: Sequence[float]) -> np.ndarray:
+    """Binary F1 at every threshold of `grid` at once (0 where undefined)."""
+    pred = p[None, :] >= np.asarray(grid)[:, None]
+    positive = y[None, :] == 1
+    tp = (pred & positive).sum(axis=1)
+    fp = (pred & ~positive).sum(axis=1)
+    fn = (~pred & positive).sum(axis=1)
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros(len(tp), float), where=denom > 0)
 
 
 def au_scores(

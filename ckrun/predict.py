@@ -99,7 +99,7 @@ def _as_path(value: Any, tmp: Path, index: int) -> str:
         data = bytes(value)
     else:
         text = str(value)
-        if Path(text).is_file():
+        if len(text) < 4096 and _is_file(text):
             return text
         try:
             data = base64.b64decode(text, validate=True)
@@ -108,3 +108,10 @@ def _as_path(value: Any, tmp: Path, index: int) -> str:
     file = tmp / f"image-{index}"
     file.write_bytes(data)
     return str(file)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False

@@ -284,7 +284,7 @@ def fit_model(
         cbs.append(line_cb(cfg.epochs, prefix))
     cbs.extend(callbacks)
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0)
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     renamed: dict[str, list[float]] = {}
     for key, values in history.history.items():
@@ -507,7 +507,7 @@ def train(
             best_epoch=outcome.best_epoch,
             epochs_run=epochs_run,
             fit_gap=diagnosis.fit_gap,
-            train_seconds=outcome.seconds,
+            fit_seconds=outcome.seconds,
         )
         log_results(metrics, diagnosis, outcome.history, outcome.best_epoch, evaluations)
         prep = type(prep)(**{**prep.__dict__, "thresholds": tuple(float(t) for t in thresholds)})

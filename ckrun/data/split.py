@@ -89,23 +89,45 @@ def assign_split(
         raise DataError(f"unknown split method {method!r} (expected subject, random or predefined)")
 
     labels, groups = _strata(out), out["subject"].astype(str).to_numpy()
-    # Test first (1/test_fraction folds), then val out of the rest, both subject-exclusive.
-    test_folds = _fold_of(labels, groups, max(2, round(1 / test_fraction)), seed)
-    is_test = test_folds == 0
+    # With few subjects a fold can miss a class by chance; later attempts reshuffle with a
+    # seed derived from `seed`, so the result stays reproducible.
+    error: DataError | None = None
+    for attempt in range(_ATTEMPTS):
+        out["split"] = _subject_split(labels, groups, val_fraction, test_fraction, seed, attempt)
+        try:
+            _check_classes(out)
+            return out
+        except DataError as exc:
+            error = error or exc
+    raise error
+
+
+_ATTEMPTS = 20
+
+
+def _subject_split(
+    labels: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float, seed: int, attempt: int = 0
+) -> np.ndarray:
+    """Test fold out of 1/test_fraction folds, then a val fold out of the rest.
+
+    StratifiedGroupKFold's shuffle only breaks ties, so the seed (and each retry) also
+    picks which fold becomes test and which val: n_test x n_val distinct splits.
+    """
+    n_test = max(2, round(1 / test_fraction))
+    is_test = _fold_of(labels, groups, n_test, seed) == (seed + attempt) % n_test
     rest = ~is_test
-    val_share = val_fraction / (1 - test_fraction)
-    val_folds = _fold_of(labels[rest], groups[rest], max(2, round(1 / val_share)), seed + 1)
-    split = np.full(len(out), "train", dtype=object)
+    n_val = max(2, round((1 - test_fraction) / val_fraction))
+    val_folds = _fold_of(labels[rest], groups[rest], n_val, seed + 1)
+    split = np.full(len(labels), "train", dtype=object)
     split[is_test] = "test"
-    split[np.flatnonzero(rest)[val_folds == 0]] = "val"
-    out["split"] = split
-    _check_classes(out)
-    return out
+    split[np.flatnonzero(rest)[val_folds == (seed + attempt // n_test) % n_val]] = "val"
+    return split
 
 
 def _random_split(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
     """Image-level split, still grouped by subject when subjects exist."""
-    groups = manifest["subject"].astype(str).to_numpy()
+    subjects = manifest["subject"]
+    groups = np.where(subjects.isna(), [f"#row{i}" for i in range(len(manifest))], subjects.astype(str))
     idx = np.arange(len(manifest))
     outer = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
     train_val, test = next(outer.split(idx, groups=groups))

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny synthetic CK+ generated once per session, and isolated stores.
+
+Every test that logs to MLflow gets its own sqlite store and artifact folder under
+tmp_path (via `mlflow_store`), and CKRUN_CACHE points at a temporary folder so nothing
+touches the user's cache or the working tree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+TINY_SUBJECTS = 6
+
+
+@pytest.fixture(scope="session")
+def tiny_ckplus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-subject synthetic CK+ tree in the official layout (generated once, ~10 s)."""
+    from ckrun.data.synth import generate_synthetic_ckplus
+
+    root = tmp_path_factory.mktemp("tiny_ckplus") / "CK+"
+    generate_synthetic_ckplus(root, subjects=TINY_SUBJECTS, seed=0, progress=False)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CKRUN_CACHE", str(tmp_path_factory.getbasetemp() / "ckrun-cache"))
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLflow sqlite store in tmp_path, with the cwd there so mlartifacts/ lands too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path

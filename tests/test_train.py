@@ -1,0 +1,248 @@
+"""End to end: a tiny config trains on a tiny synthetic CK+ and leaves a complete MLflow run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from ckrun import names, tracking
+from ckrun.cli import cli
+from ckrun.config import load_config
+from ckrun.data.loader import prepare_for_config
+
+pytestmark = pytest.mark.slow
+
+TINY = ["preset=tiny", "epochs=2", "min_au_count=3", "threshold_min_positives=3"]
+
+DESIGN_ARTIFACTS = {
+    "confusion_matrix/emotion_val.png",
+    "confusion_matrix/emotion_val.json",
+    "confusion_matrix/emotion_test.png",
+    "confusion_matrix/emotion_test.json",
+    "au/per_au_val.json",
+    "au/per_au_test.json",
+    "plots/learning_curves.png",
+    "diagnosis.md",
+    "config.yaml",
+    "data/split.csv",
+}
+
+
+def _artifacts(run_id: str, path: str = "") -> set[str]:
+    client = MlflowClient()
+    found: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            found |= _artifacts(run_id, item.path)
+        else:
+            found.add(item.path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train_store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+            mp.delenv(var, raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def trained(store: Path, tiny_ckplus: Path):
+    from ckrun.train import train
+
+    cfg = load_config(overrides=TINY)
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    result = train(cfg, data, experiment="unit", verbose=False)
+    return cfg, data, result
+
+
+def test_run_has_every_named_param_metric_tag_and_artifact(trained) -> None:
+    cfg, data, result = trained
+    run = tracking.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name.startswith("train-")
+    params = run.data.params
+    for key in ("l2", "learning_rate", "epochs", "filters", "blocks", "image_size", "batch_size", "seed", "data_digest"):
+        assert key in params
+    assert json.loads(params["filters"]) == list(cfg.filters)
+    assert params["data_digest"] == data.digest
+    metrics = run.data.metrics
+    for split in names.SPLITS:
+        for name in ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_micro", "au_precision_weighted",
+                     "au_recall_weighted", "au_f1_weighted"):  # fmt: skip
+            assert f"{split}_{name}" in metrics, f"{split}_{name} missing"
+            assert 0.0 <= metrics[f"{split}_{name}"] <= 1.0
+    for key in ("best_epoch", "fit_gap", "majority_emotion_accuracy"):
+        assert key in metrics
+    assert 1 <= metrics["best_epoch"] <= cfg.epochs
+    # The latest (shown) value of a shared name is the restored model's final score.
+    assert metrics["val_emotion_f1"] == pytest.approx(result.metrics["val_emotion_f1"])
+    tags = run.data.tags
+    assert tags["ckrun.kind"] == "train"
+    assert tags["fit_diagnosis"] in {"overfitting", "underfitting", "balanced"}
+    assert tags["mlflow.note.content"].startswith("Two-headed ResNet")
+    assert DESIGN_ARTIFACTS <= _artifacts(result.run_id)
+    assert run.inputs.dataset_inputs[0].dataset.digest == data.digest
+
+
+def test_per_epoch_metrics_are_logged_with_epoch_steps(trained) -> None:
+    cfg, _, result = trained
+    for key in ("train_loss", "val_loss", "val_emotion_accuracy", "val_emotion_f1", "val_au_f1", "learning_rate"):
+        history = tracking.metric_history(result.run_id, key)
+        epoch_steps = [s for s, _ in history if s <= cfg.epochs]
+        assert epoch_steps == list(range(1, cfg.epochs + 1)), key
+    lr = [v for _, v in tracking.metric_history(result.run_id, "learning_rate")]
+    assert lr[-1] < lr[0]  # cosine schedule decays
+
+
+def test_logged_artifacts_hold_consistent_numbers(trained, tmp_path: Path) -> None:
+    _, data, result = trained
+    cm_file = tracking.download_artifact(result.run_id, "confusion_matrix/emotion_test.json", tmp_path)
+    cm = json.loads(cm_file.read_text())
+    test = data.part("test")
+    assert np.asarray(cm["counts"]).sum() == test["emotion"].notna().sum()
+    assert cm["classes"] == ["negative", "positive", "surprise"]
+    per_au = pd.read_json(tracking.download_artifact(result.run_id, "au/per_au_test.json", tmp_path))
+    assert list(per_au["au"]) == list(result.preprocessing.aus)
+    assert set(per_au.columns) >= {"precision", "recall", "f1", "support", "roc_auc", "threshold"}
+    for au, support in zip(per_au["au"], per_au["support"], strict=True):
+        assert support == int((test[au] == 1).sum())
+    diagnosis = tracking.download_artifact(result.run_id, "diagnosis.md", tmp_path).read_text()
+    assert result.diagnosis.verdict in diagnosis and "fit_gap" in diagnosis
+
+
+def test_predict_cli_and_pyfunc_agree(trained, tiny_ckplus: Path) -> None:
+    _, data, result = trained
+    paths = data.part("test")["path"].head(3).tolist()
+    out = CliRunner().invoke(cli, ["predict", result.model_uri, *paths, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    aus = list(result.preprocessing.aus)
+    expected = ["path", "emotion", "p_negative", "p_positive", "p_surprise"]
+    expected += [c for au in aus for c in (f"{au}_prob", au)]
+    assert list(rows[0]) == expected
+    assert [r["path"] for r in rows] == paths
+    for r in rows:
+        assert r["emotion"] in {"negative", "positive", "surprise"}
+        assert sum(r[f"p_{c}"] for c in ("negative", "positive", "surprise")) == pytest.approx(1.0, abs=1e-4)
+        assert all(r[au] in (0, 1) for au in aus)
+
+    csv = CliRunner().invoke(cli, ["predict", result.model_uri, *paths, "--format", "csv"])
+    assert csv.exit_code == 0 and csv.output.splitlines()[0].split(",") == expected
+
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    frame = pyfunc.predict(pd.DataFrame({"image": paths}))
+    assert list(frame.columns) == expected[1:]
+    assert np.allclose(frame["p_positive"], [r["p_positive"] for r in rows], atol=1e-5)
+
+    # The plain Keras flavour knows its preprocessing too.
+    keras_uri = f"runs:/{result.run_id}/{tracking.KERAS_MODEL_NAME}"
+    keras_rows = tracking.load_predictor(keras_uri).predict_paths(paths)
+    assert np.allclose(keras_rows["p_positive"], frame["p_positive"], atol=1e-5)
+
+
+def test_pyfunc_accepts_base64_images(trained) -> None:
+    import base64
+
+    _, data, result = trained
+    path = data.part("test")["path"].iloc[0]
+    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    by_path = pyfunc.predict(pd.DataFrame({"image": [path]}))
+    by_bytes = pyfunc.predict(pd.DataFrame({"image": [encoded], "landmarks": [data.part("test")["landmarks"].iloc[0]]}))
+    assert by_bytes["emotion"].iloc[0] == by_path["emotion"].iloc[0]
+    assert by_bytes["p_negative"].iloc[0] == pytest.approx(by_path["p_negative"].iloc[0], abs=1e-5)
+
+
+def test_evaluate_logs_an_evaluation_run(trained, tiny_ckplus: Path) -> None:
+    _, _, result = trained
+    out = CliRunner().invoke(cli, ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "unit"])
+    assert out.exit_code == 0, out.output
+    run_id = out.output.strip().splitlines()[-1].split()[-1]
+    run = tracking.get_run(run_id)
+    assert run.data.tags["ckrun.kind"] == "evaluate"
+    assert run.data.tags["ckrun.evaluated_run_id"] == result.run_id
+    # Same split rule as training: the test scores match the training run's.
+    assert run.data.metrics["test_emotion_f1"] == pytest.approx(result.metrics["test_emotion_f1"], abs=1e-6)
+    assert run.data.metrics["test_au_f1"] == pytest.approx(result.metrics["test_au_f1"], abs=1e-6)
+
+
+def test_baseline_logs_the_same_metric_names(trained) -> None:
+    from ckrun.baseline import run_baseline
+
+    cfg, data, result = trained
+    base = run_baseline(cfg, data, experiment="unit")
+    run = tracking.get_run(base.run_id)
+    assert run.data.tags["ckrun.kind"] == "baseline" and run.info.run_name == "baseline"
+    final = {k for k in result.metrics if k.split("_")[0] in names.SPLITS}
+    assert final <= set(run.data.metrics)
+    assert "majority_emotion_accuracy" in run.data.metrics
+    assert {"confusion_matrix/emotion_test.json", "au/per_au_test.json", "diagnosis.md"} <= _artifacts(base.run_id)
+
+
+def test_invalid_config_is_rejected_before_a_run_exists(mlflow_store: Path, tiny_ckplus: Path) -> None:
+    for bad, key in ((["l2=-1"], "l2"), (["preset=huge"], "preset"), (["filters=[8,16,32]", "blocks=[1,1]"], "filters"),
+                     (["image_size=16", "filters=[8,8,8,8,8]", "blocks=[1,1,1,1,1]"], "image_size")):  # fmt: skip
+        args = ["train", "--data", str(tiny_ckplus)] + [a for b in bad for a in ("--set", b)]
+        out = CliRunner().invoke(cli, args)
+        assert out.exit_code == 1, out.output
+        assert out.output.startswith("error:") and key in out.output
+        assert len(out.output.strip().splitlines()) == 1
+    assert not (mlflow_store / "mlflow.db").exists()
+
+
+def test_failure_ends_the_run_failed_and_keeps_what_was_logged(
+    store: Path, tiny_ckplus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckrun import train as train_module
+
+    cfg = load_config(overrides=TINY)
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(train_module, "fit_model", boom)
+    with pytest.raises(RuntimeError):
+        train_module.train(cfg, data, experiment="unit", run_name="doomed", verbose=False)
+    monkeypatch.setattr(train_module, "fit_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(cfg, data, experiment="unit", run_name="interrupted", verbose=False)
+    runs = tracking.search_runs("unit")
+    runs = runs[runs["tags.mlflow.runName"].isin(["doomed", "interrupted"])]
+    status = dict(zip(runs["tags.mlflow.runName"], runs["status"], strict=True))
+    assert status == {"doomed": "FAILED", "interrupted": "KILLED"}
+    doomed = runs[runs["tags.mlflow.runName"] == "doomed"].iloc[0]
+    assert doomed["params.l2"] == str(cfg.l2) and "disk on fire" in doomed["tags.ckrun.error"]
+    assert "config.yaml" in _artifacts(doomed["run_id"])
+
+
+def test_cross_validation_logs_folds_and_mean_std(store: Path, tiny_ckplus: Path) -> None:
+    from ckrun.crossval import cross_validate
+
+    cfg = load_config(overrides=[*TINY, "epochs=1"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    result = cross_validate(cfg, data, 3, experiment="cv")
+    parent = tracking.get_run(result.run_id)
+    assert parent.data.tags["ckrun.kind"] == "cv"
+    children = tracking.child_runs(result.run_id)
+    assert len(children) == 3 and set(children["tags.ckrun.fold"]) == {"1", "2", "3"}
+    values = children["metrics.test_emotion_f1"].to_numpy()
+    assert parent.data.metrics["test_emotion_f1"] == pytest.approx(values.mean())
+    assert parent.data.metrics["test_emotion_f1_std"] == pytest.approx(values.std(ddof=1))
+    tested = [set(pd.read_csv(tracking.download_artifact(r, "data/split.csv", Path(os.getcwd()) / r)).query(
+        "split == 'test'")["subject"]) for r in children["run_id"]]  # fmt: skip
+    assert set.union(*tested) == set(data.manifest["subject"]) and sum(map(len, tested)) == data.manifest[
+        "subject"].nunique()  # fmt: skip
