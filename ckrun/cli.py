@@ -324,7 +324,7 @@ def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
     "--max-trials",
     type=click.IntRange(min=0),
     default=None,
-    help="cap on the study's total trials across all workers (0 = no cap)",
+    help="cap on the study's total trials across all workers; racing workers never train more (0 = no cap)",
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="stop starting trials after SECONDS")
 @click.option(
@@ -403,7 +403,11 @@ def tune_cmd(
 @cli.command("report")
 @click.option("--experiment", default=None, help="MLflow experiment to report on  [default: ckrun]")
 @click.option("--study", default=None, help="Optuna study name to include (importance plots)")
-@click.option("--storage", default=None, help="Optuna storage URL of --study  [default: sqlite:///optuna.db]")
+@click.option(
+    "--storage",
+    default=None,
+    help="Optuna storage URL of --study  [default: $CKRUN_STORAGE, else optuna.db beside mlflow.db]",
+)
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="output folder  [default: reports/<experiment>]"
 )
@@ -428,6 +432,33 @@ def ui_cmd(host: str, port: int) -> None:
     from ckrun.ui import serve_ui
 
     serve_ui(host=host, port=port)
+
+
+@cli.command("run")
+@data_option
+@config_options
+@click.option("--n-trials", type=click.IntRange(min=0), default=4, help="Optuna trials of the quick study (0 = none)")
+@click.option("--study-name", default="ckrun-quick", help="study name (resumed when it exists)")
+@click.option(
+    "--storage", default=None, help="Optuna storage URL  [default: $CKRUN_STORAGE, else optuna.db beside mlflow.db]"
+)
+@click.option("--report/--no-report", default=True, help="write the report at the end")
+@_friendly_errors
+def run_cmd(
+    data: Path | None,
+    experiment: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    n_trials: int,
+    study_name: str,
+    storage: str | None,
+    report: bool,
+) -> None:
+    """The main job: data, baseline, default ResNet, a short study with the champion registered, report."""
+    cfg = _load_cfg(config_file, overrides)
+    from ckrun.main_job import run_main
+
+    run_main(cfg, data, experiment=experiment, n_trials=n_trials, study_name=study_name, storage=storage, report=report)
 
 
 def main() -> None:

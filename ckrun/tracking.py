@@ -175,6 +175,20 @@ def start_run(
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
+@contextlib.contextmanager
+def parent_for_mlflow_run(run_name: str) -> Iterator[RunHandle | None]:
+    """Under `mlflow run`, adopt its run as the `pipeline` parent of every stage; else nothing.
+
+    Without this, the first stage would adopt MLFLOW_RUN_ID and the later ones would land
+    as unrelated top-level runs.
+    """
+    if _env_run_id() and mlflow.active_run() is None:
+        with start_run(kind="pipeline", run_name=run_name) as handle:
+            yield handle
+    else:
+        yield None
+
+
 def active_run_id() -> str | None:
     run = mlflow.active_run()
     return run.info.run_id if run else None
@@ -450,3 +464,117 @@ def final_metric_step(epochs_run: int) -> int:
 
 def log_figure_file(path: Path, artifact_dir: str) -> None:
     mlflow.log_artifact(str(path), artifact_dir)
+
+
+# --------------------------------------------------------------------------------------
+# Report and UI queries (issue 5: `ckrun report`, `ckrun ui`). Read-only helpers; the
+# report package turns their plain results into tables and figures.
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """Where a local sqlite store keeps artifacts (``mlartifacts/`` beside the db), else None.
+
+    `ckrun ui` hands this to ``mlflow server --artifacts-destination`` so the UI serves the
+    same folder that training wrote.
+    """
+    return _local_artifact_root(uri)
+
+
+def read_artifact_text(run_id: str, path: str) -> str | None:
+    """One text artifact of a run (JSON, CSV, Markdown), or None when the run lacks it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_artifact(run_id, path, Path(tmp))
+        if local is None or not local.is_file():
+            return None
+        return local.read_text()
+
+
+def copy_artifact(run_id: str, path: str, dst: Path) -> Path | None:
+    """One artifact file of a run copied to exactly `dst` (e.g. a PNG a report embeds)."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_artifact(run_id, path, Path(tmp))
+        if local is None or not local.is_file():
+            return None
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, dst)
+        return dst
+
+
+def experiment_id_by_name(name: str) -> str | None:
+    """The id of an existing, non-deleted experiment (for UI links), or None; creates nothing."""
+    configure()
+    found = MlflowClient().get_experiment_by_name(name)
+    return found.experiment_id if found is not None and found.lifecycle_stage != "deleted" else None
+
+
+# --------------------------------------------------------------------------------------
+# Tuning glue (ckrun.tune): runs left by crashed workers, the registry alias of the champion
+#
+# Trials are ordinary `start_run` runs nested under the study's parent run; this section holds
+# only what the study needs beyond that. (optuna_integration.MLflowCallback is deprecated and
+# would log a second, differently named run per trial.)
+
+
+def end_stale_run(run_id: str, reason: str) -> bool:
+    """End a run a crashed worker left RUNNING as FAILED, with `reason` as ``ckrun.error``.
+
+    Returns False when the run is already finished (or gone), so a retry never rewrites history.
+    """
+    configure()
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+        return False
+    client.set_tag(run_id, "ckrun.error", reason[:5000])
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    return True
+
+
+def _alias_version(name: str, alias: str) -> Any:
+    configure()
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def alias_run_id(name: str, alias: str = "champion") -> str | None:
+    """The run whose model `name@alias` points at, or None when there is no such alias."""
+    version = _alias_version(name, alias)
+    return version.run_id if version is not None else None
+
+
+def alias_version(name: str, alias: str = "champion") -> str | None:
+    version = _alias_version(name, alias)
+    return str(version.version) if version is not None else None
+
+
+def tag_model_version(name: str, version: str, tags: Mapping[str, Any]) -> None:
+    """Tags on a registered model version (study, trial number, source run), for the registry UI."""
+    configure()
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def run_model_uri(run_id: str, name: str = MODEL_NAME) -> str | None:
+    """``models:/<model_id>`` of the model `name` that a run logged, or None when it logged none.
+
+    MLflow 3 keeps models as logged-model entities; registering this URI (rather than
+    ``runs:/<id>/<name>``) avoids the registry's fallback warning and records the source run.
+    """
+    configure()
+    try:
+        run = MlflowClient().get_run(run_id)
+        found = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+        )
+    except Exception:
+        return None
+    matches = [m for m in found if m.name == name]
+    return f"models:/{matches[0].model_id}" if matches else None

@@ -42,3 +42,13 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mlflow_ui(tmp_path_factory: pytest.TempPathFactory):
+    """`ckrun ui` on a loopback port over a temp store with two tiny runs (shared: a start costs ~10-40 s)."""
+    from mlflow_ui_fixture import start_ui
+
+    server = start_ui(tmp_path_factory.mktemp("mlflow_ui"))
+    yield server
+    server.stop()

@@ -1,0 +1,111 @@
+"""`ckrun run`: the whole default experiment, from data to report.
+
+Synthetic CK+ (or DATA) → dataset description → linear baseline → the default ResNet →
+a short Optuna study on the quick space with the champion registered → the report. Under
+`mlflow run -e main` the run that MLflow created becomes the parent of every stage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckrun import tracking
+from ckrun.config import TrainConfig
+from ckrun.console import echo
+
+
+@dataclass
+class MainJobResult:
+    baseline_run_id: str
+    train_run_id: str
+    train_metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    study_summary: str = ""
+    champion_uri: str | None = None
+    report_path: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _stage(title: str) -> float:
+    echo(f"\n=== {title}")
+    return time.perf_counter()
+
+
+def run_main(
+    cfg: TrainConfig,
+    data: Path | str | None = None,
+    *,
+    experiment: str | None = None,
+    n_trials: int = 4,
+    study_name: str = "ckrun-quick",
+    storage: str | None = None,
+    search_space: str = "quick",
+    report: bool = True,
+) -> MainJobResult:
+    from ckrun.baseline import run_baseline
+    from ckrun.data.loader import prepare_for_config
+    from ckrun.data.pipeline import FaceCache
+    from ckrun.train import train
+
+    tracking.check_store()
+    seconds: dict[str, float] = {}
+    start = _stage("data")
+    prepared = prepare_for_config(data, cfg)
+    echo(f"{len(prepared.manifest)} labelled images of {prepared.manifest['subject'].nunique()} subjects "
+         f"from {prepared.source} (digest {prepared.digest})")  # fmt: skip
+    seconds["data"] = time.perf_counter() - start
+    cache = FaceCache(cfg.cache)
+
+    with tracking.parent_for_mlflow_run(run_name="ckrun-run"):
+        start = _stage("baseline: logistic regression on pixels")
+        base = run_baseline(cfg, prepared, experiment=experiment, face_cache=cache)
+        seconds["baseline"] = time.perf_counter() - start
+
+        start = _stage("train: the default two-headed ResNet")
+        trained = train(cfg, prepared, experiment=experiment, face_cache=cache)
+        seconds["train"] = time.perf_counter() - start
+
+        result = MainJobResult(base.run_id, trained.run_id, trained.metrics, base.metrics, seconds=seconds)
+        if n_trials > 0:
+            from ckrun.tune import TuneOptions, run_tune
+
+            start = _stage(f"tune: {n_trials} Optuna trials on the {search_space} space")
+            options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
+                                  storage=storage, experiment=experiment)  # fmt: skip
+            study = run_tune(cfg, prepared, options)
+            result.study_summary = study.summary()
+            result.champion_uri = study.model_uri
+            seconds["tune"] = time.perf_counter() - start
+
+    if report:
+        from ckrun.report import generate_report
+
+        start = _stage("report")
+        result.report_path = generate_report(
+            experiment=experiment, study=study_name if n_trials > 0 else None, storage=storage, data=data
+        )
+        seconds["report"] = time.perf_counter() - start
+    echo(summary(result))
+    return result
+
+
+def summary(result: MainJobResult) -> str:
+    def fmt(metrics: dict[str, float], key: str) -> str:
+        value = metrics.get(key)
+        return f"{value:.3f}" if value is not None else "n/a"
+
+    lines = ["", "=== summary", "", f"{'':24s}{'baseline':>10s}{'resnet':>10s}"]
+    for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "majority_emotion_accuracy"):
+        lines.append(f"{key:24s}{fmt(result.baseline_metrics, key):>10s}{fmt(result.train_metrics, key):>10s}")
+    lines += ["", f"baseline run: {result.baseline_run_id}", f"train run:    {result.train_run_id}"]
+    if result.study_summary:
+        lines += ["", result.study_summary]
+    if result.champion_uri:
+        lines.append(f"champion: {result.champion_uri}  (ckrun predict {result.champion_uri} IMAGE...)")
+    if result.report_path:
+        lines.append(f"report: {result.report_path}")
+    lines.append("stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()))
+    lines.append(f"MLflow UI: ckrun ui   (or: mlflow ui --backend-store-uri {tracking.configure()})")
+    return "\n".join(lines)

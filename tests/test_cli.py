@@ -1,0 +1,106 @@
+"""The command line: fast help, one-line errors, data commands end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ckrun.cli import cli
+
+COMMANDS = [
+    [],
+    ["data"],
+    ["data", "synth"],
+    ["data", "import"],
+    ["data", "describe"],
+    ["train"],
+    ["tune"],
+    ["baseline"],
+    ["evaluate"],
+    ["predict"],
+    ["report"],
+    ["ui"],
+    ["run"],
+    ["schema"],
+]
+
+
+def test_help_never_imports_tensorflow_mlflow_or_optuna() -> None:
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from ckrun.cli import cli\n"
+        f"for args in {COMMANDS!r}:\n"
+        "    result = CliRunner().invoke(cli, [*args, '--help'])\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'mlflow', 'optuna') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"--help imported {out.stdout.strip()}"
+    assert time.perf_counter() - start < 20  # generous: a TensorFlow import alone takes longer here
+
+
+def test_every_option_shows_its_default_in_help() -> None:
+    text = CliRunner().invoke(cli, ["tune", "--help"]).output
+    assert "[default: quick]" in text and "--n-trials" in text and "--study-name" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["data", "import", "/nonexistent/ckplus"], "/nonexistent/ckplus"),
+        (["train", "--set", "l2=-1"], "l2"),
+        (["train", "--set", "nonsense=1"], "nonsense"),
+        (["train", "--set", "noequals"], "noequals"),
+        (["train", "--config", "/nonexistent.yaml"], "/nonexistent.yaml"),
+    ],
+)
+def test_bad_input_gives_one_line_error(args: list[str], needle: str, mlflow_store: Path) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+
+
+def test_invalid_option_value_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["data", "synth", "out", "--subjects", "0"])
+    assert result.exit_code == 2 and "--subjects" in result.output
+
+
+def test_predict_names_a_missing_image(mlflow_store: Path) -> None:
+    result = CliRunner().invoke(cli, ["predict", "runs:/abc/model", "missing.png"])
+    assert result.exit_code == 2 and "missing.png" in result.output
+
+
+def test_schema_lists_every_config_key() -> None:
+    from ckrun.config import TrainConfig
+
+    schema = json.loads(CliRunner().invoke(cli, ["schema"]).output)
+    assert set(schema["properties"]) == set(TrainConfig.model_fields)
+
+
+def test_data_import_and_describe_on_synthetic_ckplus(tiny_ckplus: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    result = CliRunner().invoke(cli, ["data", "import", str(tiny_ckplus), "--out", str(manifest)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(manifest)
+    assert len(frame) > 0 and {"path", "subject", "emotion", "emotion_num"} <= set(frame.columns)
+    assert f"{frame['subject'].nunique()}" in result.output
+
+    out = tmp_path / "describe"
+    result = CliRunner().invoke(cli, ["data", "describe", str(manifest), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((out / "numbers.json").read_text())
+    counts = frame["emotion"].value_counts().to_dict()
+    described = numbers.get("emotion_counts") or numbers["counts"]["emotion"]
+    assert {k: v for k, v in described.items() if v} == counts
+    assert (out / "summary.md").is_file() and (out / "au_correlation.png").is_file()

@@ -1,0 +1,200 @@
+"""Two `ckrun tune` workers on one study in a real PostgreSQL server.
+
+The fixture starts a throw-away server: Debian's `postgresql` package is installed when no
+`initdb`/`pg_ctl` is found (CI is a fresh Debian machine running as root, with the package
+mirror reachable), `initdb` runs into a temporary folder as the `postgres` user (initdb
+refuses root), and the server listens on a free loopback port with a password-protected
+role. It is stopped and deleted afterwards.
+
+Checked: the --max-trials cap holds exactly across concurrent workers, no trial runs twice,
+every trial has exactly one child run (linked both ways), and the storage password appears
+in no MLflow param, tag, artifact or stored byte, nor in the workers' output.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ckrun import tracking
+from ckrun.tune import RUN_ID_ATTR, SKIPPED_ATTR, counted_trials
+
+PASSWORD = "Pg-s3cret-7c1e94b2"  # distinctive, so a leak cannot hide behind a common word
+USER = "ckrun"
+DATABASE = "optuna"
+N_TRIALS, MAX_TRIALS = 2, 3  # two workers could run 4: the cap must stop them at 3
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _pg_bindir() -> Path | None:
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    for initdb in [shutil.which("initdb"), *installed]:
+        if initdb and (Path(initdb).resolve().parent / "pg_ctl").exists():
+            return Path(initdb).resolve().parent
+    return None
+
+
+def _install_postgres() -> None:
+    """`apt-get install -y postgresql` (root on Debian only), as CI has no other way to get it."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "postgresql"], env=env, check=True, capture_output=True, timeout=900
+    )
+
+
+def _as_postgres() -> list[str]:
+    """Command prefix that runs as a non-root user when the tests run as root (initdb refuses root)."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "postgres"], check=True)
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--"]
+    return ["su", "postgres", "-s", "/bin/sh", "-c", '"$0" "$@"']  # su runs a shell command: pass argv through
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    bindir = _pg_bindir()
+    if bindir is None:
+        _install_postgres()
+        bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed and cannot be installed here (needs root and apt-get)")
+    prefix = _as_postgres()
+    home = Path(tempfile.mkdtemp(prefix="ckrun-pg-"))  # under /tmp: pytest's tmp_path is private to root
+    data, pwfile, port = home / "data", home / "pwfile", _free_port()
+    pwfile.write_text(PASSWORD + "\n")
+    if prefix:
+        shutil.chown(home, "postgres", "postgres")
+        shutil.chown(pwfile, "postgres", "postgres")
+
+    def pg(*argv: str) -> None:
+        done = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=120, cwd=home)
+        assert done.returncode == 0, f"{argv[0]} failed: {done.stdout}{done.stderr}"
+
+    pg(str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}", "--auth=scram-sha-256")
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+    pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(home / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        options,
+        "start",
+    )
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE DATABASE {DATABASE}")
+        conn.close()
+        yield f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_password_role_is_enforced(postgres_url: str) -> None:
+    import psycopg2
+
+    port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(host="127.0.0.1", port=port, user=USER, password="wrong", dbname=DATABASE)
+
+
+def test_two_workers_share_one_study(postgres_url: str, mlflow_store: Path, tiny_ckplus: Path) -> None:
+    space = mlflow_store / "space.yaml"
+    space.write_text("params:\n  l2: {low: 1.0e-5, high: 1.0e-1, log: true}\n  dropout: {low: 0.0, high: 0.5}\n")
+    # Create the MLflow store up front: two fresh processes would race on its schema migration.
+    tracking.experiment_id("workers")
+    common = [
+        "--data", str(tiny_ckplus), "--search-space", str(space), "--study-name", "shared",
+        "--n-trials", str(N_TRIALS), "--max-trials", str(MAX_TRIALS), "--experiment", "workers",
+        "--no-register", "--pruner", "none",
+        "--set", "preset=tiny", "--set", "image_size=32", "--set", "epochs=1", "--set", "log_model=false",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    # one worker gets the URL on the command line, the other through $CKRUN_STORAGE
+    argv = [sys.executable, "-m", "ckrun.cli", "tune", *common]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    workers = [
+        subprocess.Popen([*argv, "--storage", postgres_url], env=env, **pipes),
+        subprocess.Popen(argv, env={**env, "CKRUN_STORAGE": postgres_url}, **pipes),
+    ]
+    start = time.perf_counter()
+    outputs = [w.communicate(timeout=900)[0].decode() for w in workers]
+    for w, out in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, out[-4000:]
+    elapsed = time.perf_counter() - start
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.get_trials()
+    ran = [t for t in trials if not t.user_attrs.get(SKIPPED_ATTR)]
+    skipped = [t for t in trials if t.user_attrs.get(SKIPPED_ATTR)]
+    # the documented guarantee: exactly min(cap, workers x n_trials) counted trials, all trained;
+    # a worker that lost the race at the cap leaves at most one skipped (never trained) trial
+    assert counted_trials(trials) == MAX_TRIALS and len(ran) == MAX_TRIALS, [t.state for t in trials]
+    assert all(t.state.name == "COMPLETE" for t in ran) and len(skipped) <= 2
+    assert all(t.state.name == "FAIL" and RUN_ID_ATTR not in t.user_attrs for t in skipped)
+    # no trial twice: distinct numbers, distinct runs, distinct suggestions
+    assert len({t.number for t in ran}) == len({t.user_attrs[RUN_ID_ATTR] for t in ran}) == MAX_TRIALS
+    assert len({t.params["l2"] for t in ran}) == MAX_TRIALS
+
+    runs = tracking.search_runs("workers")
+    trial_runs = runs[runs["tags.ckrun.kind"] == "trial"]
+    parents = runs[runs["tags.ckrun.kind"] == "study"]
+    assert len(parents) == 2 and set(parents["tags.ckrun.storage_kind"]) == {"postgresql"}
+    assert sorted(trial_runs["tags.ckrun.trial_number"].astype(int)) == sorted(t.number for t in ran)
+    assert set(trial_runs["run_id"]) == {t.user_attrs[RUN_ID_ATTR] for t in ran}
+    assert set(trial_runs["tags.mlflow.parentRunId"]) <= set(parents["run_id"])
+    assert set(trial_runs["tags.ckrun.trial_state"]) == {"COMPLETE"}
+    assert all("***" in label for label in parents["tags.ckrun.storage"])
+    assert sum(out.count("COMPLETE") for out in outputs) >= MAX_TRIALS
+
+    _assert_password_nowhere(mlflow_store, runs, outputs)
+    print(f"two workers, {MAX_TRIALS} trials: {elapsed:.0f}s")
+
+
+def _assert_password_nowhere(store: Path, runs, outputs: list[str]) -> None:
+    client = MlflowClient()
+    for run_id in runs["run_id"]:
+        run = client.get_run(run_id)
+        for key, value in {**run.data.params, **run.data.tags}.items():
+            assert PASSWORD not in key and PASSWORD not in value, f"{run_id}: {key}"
+    files = [store / "mlflow.db", *(p for p in (store / "mlartifacts").rglob("*") if p.is_file())]
+    assert len(files) > 10
+    for path in files:
+        assert PASSWORD.encode() not in path.read_bytes(), path
+    for out in outputs:
+        assert PASSWORD not in out
