@@ -1,0 +1,40 @@
+"""Optuna's view of a study: which hyperparameters mattered (fANOVA importances).
+
+Read-only: a storage URL that points at a missing SQLite file is reported, not created
+(Optuna would silently create an empty database there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+
+
+def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, float] | None, str | None]:
+    """(importances, note): importances of the study's first objective, or a note saying why not."""
+    storage = storage or DEFAULT_STORAGE
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        return None, f"Optuna storage {storage} not found: no importance plot for study '{study_name}'."
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception as exc:
+        return None, f"Could not load Optuna study '{study_name}': {str(exc).splitlines()[0] if str(exc) else exc}."
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    multi = len(study.directions) > 1
+    try:
+        target = (lambda t: t.values[0]) if multi else None
+        importances = optuna.importance.get_param_importances(study, target=target)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, (
+            f"Optuna importances need completed trials that vary their parameters "
+            f"(study '{study_name}' has {len(complete)} complete): {reason}."
+        )
+    note = (
+        "Importances are for the first objective (emotion macro-F1) of this multi-objective study." if multi else None
+    )
+    return {k: float(v) for k, v in importances.items()}, note

@@ -1,0 +1,129 @@
+"""`ckrun ui`: the MLflow UI on the project's tracking store, local-only unless asked.
+
+Runs, trials and baselines share metric and param names, so selecting them in the UI and
+pressing Compare lines them up side by side. The server binds to 127.0.0.1 by default: an
+MLflow server has no authentication, and anyone who can reach it can read and delete runs.
+Only an explicit ``--host`` exposes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ckrun import tracking
+from ckrun.console import echo, warn
+
+LOOPBACK = "127.0.0.1"
+
+
+def artifact_destination(uri: str) -> str:
+    """``mlartifacts/`` beside a sqlite store (where runs write), else ``./mlartifacts``."""
+    return tracking.local_artifact_root(uri) or Path("mlartifacts").resolve().as_uri()
+
+
+def ui_command(uri: str, *, host: str = LOOPBACK, port: int = 5000, workers: int | None = None) -> list[str]:
+    """The ``mlflow server`` command line (the same mlflow as this Python), without starting it.
+
+    MLflow 3's security middleware already accepts Host headers and CORS origins for
+    localhost/127.0.0.1 and private addresses, so no ``--allowed-hosts`` is needed locally.
+    """
+    artifacts = artifact_destination(uri)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        artifacts,
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if workers:
+        command += ["--workers", str(workers)]
+    return command
+
+
+def ui_address(host: str, port: int) -> str:
+    shown = "localhost" if host in (LOOPBACK, "localhost", "0.0.0.0", "::") else host
+    return f"http://{shown}:{port}"
+
+
+def experiment_url(address: str, experiment_id: str) -> str:
+    """The experiment's run table in MLflow 3's "Model training" view (it opens on GenAI otherwise)."""
+    return f"{address}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def compare_url(address: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The Compare view of `run_ids`, what the UI opens after selecting runs and pressing Compare."""
+    runs = ",".join(f'"{r}"' for r in run_ids)
+    return f'{address}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]&workflowType=machine_learning'
+
+
+def server_env(uri: str) -> dict[str, str]:
+    """The server's environment: our store, and no GenAI job runner (a second process ckrun never uses)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _interrupt_on_sigterm() -> Any:
+    """SIGTERM (e.g. from a service manager) stops the server like Ctrl-C, not orphaning it."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def serve_ui(*, host: str = LOOPBACK, port: int = 5000) -> None:
+    """Start the MLflow UI on ``$MLFLOW_TRACKING_URI`` (default sqlite:///mlflow.db) until Ctrl-C."""
+    uri = tracking.configure()
+    if not _is_loopback(host):
+        warn(f"binding to {host}: the MLflow UI has no login; anyone on that network can read and delete runs")
+    address = ui_address(host, port)
+    echo(f"MLflow UI for {tracking.redact_uri(uri)} at {address} (Ctrl-C to stop)")
+    experiment = tracking.experiment_id_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or tracking.DEFAULT_EXPERIMENT)
+    if experiment is not None:
+        echo(f"runs of the default experiment: {experiment_url(address, experiment)}")
+    process = subprocess.Popen(ui_command(uri, host=host, port=port), env=server_env(uri))
+    previous = _interrupt_on_sigterm()
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if code:
+        from ckrun.errors import CkrunError
+
+        raise CkrunError(f"mlflow server exited with status {code} (is port {port} already in use?)")
