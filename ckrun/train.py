@@ -379,6 +379,7 @@ def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict
     counts = data.manifest["split"].value_counts()
     return {
         **cfg.params(),
+        "model": "resnet",
         "data_source": data.source,
         "data_format": data.source_format,
         "data_digest": data.digest,

@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-SYNTH_VERSION = 1
 DEFAULT_SEED = 0
 
 
@@ -29,7 +28,7 @@ def default_dataset(*, seed: int = DEFAULT_SEED, subjects: int | None = None, pr
     from ckrun.data import synth
 
     subjects = synth.DEFAULT_SUBJECTS if subjects is None else subjects
-    root = cache_dir() / f"synth-v{SYNTH_VERSION}-seed{seed}-n{subjects}"
+    root = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-seed{seed}-n{subjects}"
     if (root / synth.MARKER_FILE).is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
