@@ -39,8 +39,8 @@ def test_defaults_come_from_the_default_preset() -> None:
     for key in ARCHITECTURE_KEYS:
         expected = PRESETS["default"][key]
         assert getattr(cfg, key) == (tuple(expected) if isinstance(expected, list) else expected), key
-    assert cfg.l2 == 1e-4
-    assert cfg.epochs == 30
+    # The seed's optimiser settings stay the defaults: L2 1e-4, Adam at 1e-3, batch 16.
+    assert (cfg.l2, cfg.learning_rate, cfg.batch_size) == (1e-4, 1e-3, 16)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -274,7 +274,7 @@ def test_updated_is_a_validated_copy() -> None:
     cfg = load_config(None, ["preset=tiny"])
     new = cfg.updated(l2=0.01, epochs=2)
     assert (new.l2, new.epochs) == (0.01, 2)
-    assert (cfg.l2, cfg.epochs) == (1e-4, 30)
+    assert (cfg.l2, cfg.epochs) == (1e-4, TrainConfig.model_fields["epochs"].default)
     assert new.filters == cfg.filters
     with pytest.raises(ConfigError, match="l2"):
         cfg.updated(l2=-1)
@@ -283,7 +283,9 @@ def test_updated_is_a_validated_copy() -> None:
 def test_updated_preset_change_reapplies_architecture() -> None:
     cfg = load_config(None, ["preset=tiny", "image_size=48", "epochs=4"])
     new = cfg.updated(preset="default")
-    assert new.image_size == 64 and new.filters == (32, 64, 128) and new.stem_filters == 32
+    default = PRESETS["default"]
+    assert new.image_size == default["image_size"] and new.filters == tuple(default["filters"])
+    assert new.stem_filters == default["stem_filters"] and new.stem_pool == default["stem_pool"]
     assert new.epochs == 4  # non-architecture keys survive
     explicit = cfg.updated(preset="default", image_size=96)
     assert explicit.image_size == 96

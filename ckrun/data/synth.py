@@ -57,7 +57,7 @@ MARKER_FILE = ".ckrun-synth.json"
 # Written first: lets a rerun recognise (and replace) a set that was interrupted.
 PARTIAL_MARKER_FILE = ".ckrun-synth.partial"
 # Bump when the drawing or sampling changes, so caches keyed on it are regenerated.
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 
 # (width, height) as PIL reports them, with CK+-like frequencies.
 IMAGE_SIZES: tuple[tuple[int, int], ...] = ((640, 490), (640, 480), (720, 480))
@@ -116,7 +116,7 @@ class SynthParams:
     `background_texture`) or the label noise (`extra_au_prob`, `missing_au_prob`).
     """
 
-    sequences_per_subject: tuple[int, int] = (6, 8)  # inclusive range
+    sequences_per_subject: tuple[int, int] = (8, 10)  # inclusive range
     frames_per_sequence: tuple[int, int] = (8, 20)  # inclusive range
     emotion_fraction: float = 0.8  # sequences with an Emotion file (CK+: 327 of 593)
     rgb_fraction: float = 0.15  # subjects recorded in colour
@@ -128,7 +128,7 @@ class SynthParams:
     illumination: float = 0.3  # gain slope across the face (0 = flat light)
     noise_sigma: float = 2.0  # Gaussian sensor noise, grey levels
     background_texture: float = 1.0  # 0 = flat background
-    extra_au_prob: float = 0.25  # chance of one extra AU outside the emotion prototype
+    extra_au_prob: float = 0.45  # chance of one extra AU outside the emotion prototype
     missing_au_prob: float = 0.15  # chance of dropping one optional prototype AU
     uncoded_intensity_prob: float = 0.3  # FACS intensity written as 0 (present, not coded)
 
@@ -208,8 +208,11 @@ _PROTOTYPES: dict[int, _Prototype] = {
 }
 # Pairs that would cancel each other when drawn (and rarely co-occur in FACS codes).
 _CONFLICTS = frozenset(frozenset(p) for p in ((12, 15), (20, 23), (24, 25), (24, 26), (24, 27), (26, 27)))
-# Extra AUs never include the ones that define another high-level class (12, 26, 27).
+# Extra AUs never include the ones that define another high-level class (12, 26, 27). The
+# weights favour AUs that only one rare prototype carries, so every AU the model gets an
+# output for has enough positives in a 40-subject set to be learned and scored.
 _EXTRA_POOL = (1, 2, 4, 5, 6, 7, 9, 14, 15, 17, 20, 23, 24, 25)
+_EXTRA_WEIGHTS = (1, 1, 1, 1, 1, 2, 2, 4, 2, 2, 4, 3, 3, 1)
 
 
 @dataclass(frozen=True)
@@ -255,9 +258,10 @@ def _add_label_noise(aus: set[int], proto: _Prototype, rng: np.random.Generator,
     droppable = sorted(aus - set(proto.keep) - set(proto.core[:1]) - {25})
     if droppable and rng.random() < params.missing_au_prob:
         aus = aus - {droppable[rng.integers(len(droppable))]}
-    candidates = [au for au in _EXTRA_POOL if au not in aus and not _conflicts(au, aus)]
+    candidates = [(au, w) for au, w in zip(_EXTRA_POOL, _EXTRA_WEIGHTS, strict=True)
+                  if au not in aus and not _conflicts(au, aus)]  # fmt: skip
     if candidates and rng.random() < params.extra_au_prob:
-        aus = aus | {candidates[rng.integers(len(candidates))]}
+        aus = aus | {candidates[_pick(rng, tuple(w for _, w in candidates))][0]}
     return aus
 
 
@@ -383,6 +387,8 @@ def _sample_face(rng: np.random.Generator, demo: _Demographics, params: SynthPar
     radii = np.sqrt(rng.uniform(0, 1, 8))
     chin_dots = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
     mole = (float(u(-0.6, 0.6)), float(u(-0.1, 0.6))) if rng.random() < 0.3 else None
+    if mole is not None and abs(mole[0]) < 0.45 and mole[1] > 0.25:
+        mole = (mole[0], mole[1] - 0.4)  # keep moles off the mouth corners, where AU14 dimples are
     return _FaceShape(
         jaw_top=eye_y + u(0.0, 0.06),
         jaw_h=u(1.2, 1.42) + (0.05 if male else 0.0),
@@ -526,7 +532,7 @@ _AU_SHIFTS: dict[int, dict[int, tuple[float, float]]] = {
         58: (0.0, -0.015),
         51: (0.0, -0.005),
     },
-    14: {48: (-0.045, -0.04), 60: (-0.04, -0.035), 49: (-0.012, -0.012), 59: (-0.012, -0.012)},
+    14: {48: (-0.07, -0.06), 60: (-0.06, -0.05), 49: (-0.02, -0.018), 59: (-0.02, -0.018)},
     15: {
         48: (-0.02, 0.12),
         60: (-0.02, 0.11),
@@ -690,9 +696,16 @@ def _neutral_landmarks(f: _FaceShape) -> np.ndarray:
     return pts + f.asymmetry
 
 
+_APEX = 0.85  # fraction of the sequence at which the expression reaches its peak
+
+
 def _ramp(t: float, onset: float) -> float:
-    """Smoothstep from 0 (neutral first frame) to 1 (peak last frame), starting at `onset`."""
-    x = min(max((t - onset) / (1 - onset), 0.0), 1.0)
+    """Smoothstep from 0 (neutral first frame) to 1 at `_APEX`, then held to the last frame.
+
+    CK+ sequences end at the apex and its last frames share the peak labels, so the peak is
+    reached a little before the end rather than only on the very last frame.
+    """
+    x = min(max((t - onset) / (_APEX - onset), 0.0), 1.0)
     return x * x * (3 - 2 * x)
 
 
@@ -1005,21 +1018,21 @@ def _draw_mouth_area(
     chin = a.get(17, 0.0)
     if chin > 0.0:
         centre = (lm[57] + lm[8]) / 2 + (0, 0.02)
-        cv.ellipse(centre, (0.17, 0.085), _tone(pal.skin, 1.06, chin))
+        cv.ellipse(centre, (0.17, 0.085), _tone(pal.skin, 1.18, chin))
         for dot in centre + f.chin_dots * (0.13, 0.06):
-            cv.ellipse(dot, (0.012, 0.012), _tone(pal.skin, 0.6, chin * 0.8))
+            cv.ellipse(dot, (0.016, 0.016), _tone(pal.skin, 0.45, chin * 0.9))
         furrow = _quad(lm[57] + (-0.14, 0.05), lm[57] + (0, 0.1), lm[57] + (0.14, 0.05))
-        cv.line(furrow, _tone(pal.skin, 0.6, chin), 0.018)
+        cv.line(furrow, _tone(pal.skin, 0.45, chin), 0.024)
     press = a.get(24, 0.0)
     if press > 0.0:
         half = 0.7 * f.mouth_hw
-        cv.ellipse(lm[51] - (0, 0.045), (half, 0.03), _tone(pal.skin, 1.1, press))
-        cv.ellipse(lm[57] + (0, 0.045), (half, 0.03), _tone(pal.skin, 1.1, press))
-        cv.line(
-            _quad(lm[57] + (-0.15, 0.07), lm[57] + (0, 0.09), lm[57] + (0.15, 0.07)),
-            _tone(pal.skin, 0.65, press),
-            0.016,
-        )
+        # Pressed lips bulge the skin above and below them, outlined by dark creases.
+        cv.ellipse(lm[51] - (0, 0.05), (half, 0.035), _tone(pal.skin, 1.25, press))
+        cv.ellipse(lm[57] + (0, 0.05), (half, 0.035), _tone(pal.skin, 1.25, press))
+        for y, sign in ((lm[51][1] - 0.09, -1), (lm[57][1] + 0.09, 1)):
+            crease = _quad(np.array((lm[48][0] + 0.02, y - sign * 0.02)), np.array((lm[51][0], y)),
+                           np.array((lm[54][0] - 0.02, y - sign * 0.02)))  # fmt: skip
+            cv.line(crease, _tone(pal.skin, 0.45, press), 0.022)
     for sign, corner in ((-1, 48), (1, 54)):
         c = lm[corner]
         cv.line(
@@ -1030,8 +1043,10 @@ def _draw_mouth_area(
         crease = _quad(c + (sign * 0.03, -0.04), c + (sign * 0.05, 0.0), c + (sign * 0.03, 0.035), 5)
         cv.line(crease, _tone(pal.skin, 0.6, 0.8 * a.get(12, 0.0)), 0.016)
         if sign == side:
-            dimple = _quad(c + (sign * 0.04, -0.03), c + (sign * 0.055, 0.0), c + (sign * 0.04, 0.03), 5)
-            cv.line(dimple, _tone(pal.skin, 0.5, a.get(14, 0.0)), 0.022)
+            dimple = _quad(c + (sign * 0.04, -0.06), c + (sign * 0.075, 0.0), c + (sign * 0.04, 0.06), 5)
+            cv.line(dimple, _tone(pal.skin, 0.3, a.get(14, 0.0)), 0.045)
+            cv.ellipse(c + (sign * 0.035, -0.01), (0.035, 0.028), _tone(pal.skin, 0.5, a.get(14, 0.0)))
+            cv.ellipse(c + (sign * 0.09, -0.04), (0.05, 0.035), _tone(pal.skin, 1.15, a.get(14, 0.0)))
 
 
 def _draw_lips(cv: _Canvas, f: _FaceShape, pal: _Palette, lm: np.ndarray, a: Mapping[int, float]) -> None:
