@@ -43,7 +43,8 @@ def main() -> None:
     start = time.perf_counter()
     images = FaceCache().images(manifest, prep)
     t_decode = time.perf_counter() - start
-    print(f"decode: {len(images)} faces at {args.image_size}px in {t_decode:.2f}s ({len(images) / t_decode:.0f} images/s)")
+    rate = len(images) / t_decode
+    print(f"decode: {len(images)} faces at {args.image_size}px in {t_decode:.2f}s ({rate:.0f} images/s)")
 
     labels = encode_labels(manifest, au_columns(list(manifest.columns)))
     ds = make_dataset(images, labels, prep, batch_size=16, training=True, seed=0, augmentation=Augmentation())
@@ -55,7 +56,8 @@ def main() -> None:
         for x, _ in ds:
             seen += int(x.shape[0])
     t_pipe = time.perf_counter() - start
-    print(f"pipeline: {seen} augmented images over {args.epochs} epochs in {t_pipe:.2f}s ({seen / t_pipe:.0f} images/s)")
+    rate = seen / t_pipe
+    print(f"pipeline: {seen} augmented images over {args.epochs} epochs in {t_pipe:.2f}s ({rate:.0f} images/s)")
 
 
 if __name__ == "__main__":

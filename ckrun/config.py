@@ -25,12 +25,21 @@ from ckrun.errors import ConfigError
 # 96 px keeps subtle AUs (dimples, lid tightening) visible, and a stride-2 stem plus a
 # max-pool bring it to 24 x 24 before the residual stages, about as cheap as 48 px.
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(image_size=32, channels=1, stem_filters=8, stem_stride=1, stem_pool=False, filters=[8, 16], blocks=[1, 1], strides=[1, 2]),
-    "default": dict(image_size=96, channels=1, stem_filters=32, stem_stride=2, stem_pool=True, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]),
-    "seed": dict(image_size=490, channels=3, stem_filters=64, stem_stride=1, stem_pool=False, filters=[64, 256], blocks=[6, 6], strides=[2, 2]),
+    "tiny": dict(image_size=32, channels=1, stem_filters=8, stem_stride=1, stem_pool=False, filters=[8, 16], blocks=[1, 1], strides=[1, 2]),  # noqa: E501
+    "default": dict(image_size=96, channels=1, stem_filters=32, stem_stride=2, stem_pool=True, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]),  # noqa: E501
+    "seed": dict(image_size=490, channels=3, stem_filters=64, stem_stride=1, stem_pool=False, filters=[64, 256], blocks=[6, 6], strides=[2, 2]),  # noqa: E501
 }  # fmt: skip
 
-ARCHITECTURE_KEYS = ("image_size", "channels", "stem_filters", "stem_stride", "stem_pool", "filters", "blocks", "strides")
+ARCHITECTURE_KEYS = (
+    "image_size",
+    "channels",
+    "stem_filters",
+    "stem_stride",
+    "stem_pool",
+    "filters",
+    "blocks",
+    "strides",
+)
 
 
 class TrainConfig(BaseModel):

@@ -34,14 +34,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("CKRUN_CACHE", str(tmp_path_factory.getbasetemp() / "ckrun-cache"))
 
 
+def use_store(mp: pytest.MonkeyPatch, root: Path) -> Path:
+    """Point MLflow at a sqlite store in `root`, with the cwd there so mlartifacts/ lands too."""
+    mp.chdir(root)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        mp.delenv(var, raising=False)
+    return root
+
+
 @pytest.fixture
 def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh MLflow sqlite store in tmp_path, with the cwd there so mlartifacts/ lands too."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    """A fresh MLflow sqlite store in tmp_path (function scope)."""
+    return use_store(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")

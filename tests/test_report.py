@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import use_store
 from PIL import Image
 
 from ckrun import tracking
@@ -84,10 +85,7 @@ def real(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus: Path):
 
     root = tmp_path_factory.mktemp("report_store")
     with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            mp.delenv(var, raising=False)
+        use_store(mp, root)
         data = prepare_for_config(tiny_ckplus, load_config(overrides=TINY), progress=False)
         overfit = train(load_config(overrides=OVERFIT), data, experiment="real", run_name="overfit-20ep", verbose=False)
         balanced = train(
@@ -257,10 +255,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus: Path):
     run scored later by `ckrun evaluate`, all on data without demographic columns."""
     root = tmp_path_factory.mktemp("logged_store")
     with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            mp.delenv(var, raising=False)
+        use_store(mp, root)
         yield _log_study(root, tiny_ckplus)
 
 

@@ -865,18 +865,21 @@ def _figure(desc: DatasetDescription, key: str, alt: str) -> str:
     return f"![{alt}]({FILES[key]})" if key in desc.files else ""
 
 
+# Row labels of the overview counts, shared with the report's dataset section.
+OVERVIEW_LABELS = {
+    "images": "images",
+    "images_with_emotion": "images with an emotion label",
+    "images_with_aus": "images with AU labels",
+    "subjects": "subjects",
+    "sequences": "sequences",
+    "sequences_with_emotion": "sequences with an emotion label",
+    "sequences_without_emotion": "sequences without an emotion label",
+}
+
+
 def _overview_md(desc: DatasetDescription) -> str:
     c = desc.counts
-    names = {
-        "images": "images",
-        "images_with_emotion": "images with an emotion label",
-        "images_with_aus": "images with AU labels",
-        "subjects": "subjects",
-        "sequences": "sequences",
-        "sequences_with_emotion": "sequences with an emotion label",
-        "sequences_without_emotion": "sequences without an emotion label",
-    }
-    rows = [f"| {names[k]} | {v} |" for k, v in c.items() if v is not None]
+    rows = [f"| {OVERVIEW_LABELS[k]} | {v} |" for k, v in c.items() if v is not None]
     return _section("Overview", "\n".join(["| what | count |", "|---|---|", *rows]))
 
 

@@ -12,19 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ckrun.data.explore import DatasetDescription, describe
+from ckrun.data.explore import OVERVIEW_LABELS, DatasetDescription, describe
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Bullets, Figure, Heading, Paragraph, Table
-
-_OVERVIEW = {
-    "images": "images",
-    "images_with_emotion": "images with an emotion label",
-    "images_with_aus": "images with AU labels",
-    "subjects": "subjects",
-    "sequences": "sequences",
-    "sequences_with_emotion": "sequences with an emotion label",
-    "sequences_without_emotion": "sequences without an emotion label",
-}
 
 
 def describe_data(manifest: pd.DataFrame, out_dir: Path) -> DatasetDescription:
@@ -51,7 +41,7 @@ def _fig(desc: DatasetDescription, key: str, caption: str) -> Figure | None:
 def dataset_blocks(desc: DatasetDescription, *, source: str) -> list:
     """Blocks of the dataset section, every optional part skipped when the data lacks it."""
     blocks: list = [Heading(2, "Dataset"), Paragraph(f"Described from {source}.")]
-    rows = [(label, str(desc.counts[k])) for k, label in _OVERVIEW.items() if desc.counts.get(k) is not None]
+    rows = [(label, str(desc.counts[k])) for k, label in OVERVIEW_LABELS.items() if desc.counts.get(k) is not None]
     blocks.append(Table(pd.DataFrame(rows, columns=["what", "count"])))
     blocks += _balance(desc)
     blocks += _images(desc)
