@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ckrun import tracking
 from ckrun.config import TrainConfig
@@ -42,6 +43,7 @@ def run_main(
     study_name: str = "ckrun-quick",
     storage: str | None = None,
     search_space: str = "quick",
+    register_name: str = "ckplus-resnet",
     report: bool = True,
 ) -> MainJobResult:
     from ckrun.baseline import run_baseline
@@ -73,10 +75,10 @@ def run_main(
 
             start = _stage(f"tune: {n_trials} Optuna trials on the {search_space} space")
             options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
-                                  storage=storage, experiment=experiment)  # fmt: skip
+                                  storage=storage, experiment=experiment, register=False)  # fmt: skip
             study = run_tune(cfg, prepared, options)
             result.study_summary = study.summary()
-            result.champion_uri = study.model_uri
+            result.champion_uri = register_champion(trained, study, register_name)
             seconds["tune"] = time.perf_counter() - start
 
     if report:
@@ -89,6 +91,28 @@ def run_main(
         seconds["report"] = time.perf_counter() - start
     echo(summary(result))
     return result
+
+
+def register_champion(trained: Any, study: Any, name: str) -> str | None:
+    """Register the better of the default run and the study's best trial as ``@champion``.
+
+    A short study on the quick space often loses to the full default recipe; the champion
+    is whichever scores the higher validation objective, so the registry never regresses.
+    """
+    candidates = [(trained.metrics.get("objective", float("-inf")), trained.run_id, "the default ResNet run")]
+    best = study.best_trial
+    if best is not None and study.best_run_id and best.values is not None and len(best.values) == 1:
+        candidates.append((float(best.values[0]), study.best_run_id, f"trial {best.number} of {study.study_name}"))
+    value, run_id, label = max(candidates, key=lambda c: c[0])
+    source = tracking.run_model_uri(run_id)
+    if source is None:
+        return None
+    version = tracking.register_model(source, name, alias="champion")
+    tracking.tag_model_version(name, version, {"ckrun.source_run_id": run_id, "ckrun.val_objective": f"{value:.4f}"})
+    others = ", ".join(f"{lbl} {v:.3f}" for v, _, lbl in candidates if lbl != label)
+    echo(f"champion: {label} (val objective {value:.3f}{'; ' + others if others else ''}) "
+         f"-> models:/{name}@champion (version {version})")  # fmt: skip
+    return f"models:/{name}@champion"
 
 
 def summary(result: MainJobResult) -> str:
