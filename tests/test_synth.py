@@ -239,7 +239,8 @@ def test_demographics_are_skewed_like_ckplus() -> None:
 def test_default_params_give_ckplus_like_sequences(tmp_path: Path) -> None:
     summary = generate_synthetic_ckplus(tmp_path / "one", subjects=1, seed=3, workers=1, progress=False)
     counts = [n for *_, n in sequences(tmp_path / "one")]
-    assert 6 <= summary.sequences == len(counts) <= 8
+    low, high = SynthParams().sequences_per_subject
+    assert low <= summary.sequences == len(counts) <= high
     assert all(8 <= n <= 20 for n in counts)
     assert DEFAULT_SUBJECTS == 40
 

@@ -239,7 +239,7 @@ def test_failure_ends_the_run_failed_and_keeps_what_was_logged(
 def test_cross_validation_logs_folds_and_mean_std(store: Path, tiny_ckplus: Path) -> None:
     from ckrun.crossval import cross_validate
 
-    cfg = load_config(overrides=[*TINY, "epochs=1"])
+    cfg = load_config(overrides=[*TINY, "epochs=1", "log_model=false"])
     data = prepare_for_config(tiny_ckplus, cfg, progress=False)
     result = cross_validate(cfg, data, 3, experiment="cv")
     parent = tracking.get_run(result.run_id)
