@@ -1,6 +1,6 @@
 """Data-layer figures on a dataset: import time, face decode rate, training-pipeline images/s.
 
-    .venv/bin/python bench/bench_data.py [DATA] [--image-size 64] [--epochs 3]
+    .venv/bin/python bench/bench_data.py [DATA] [--image-size 96] [--epochs 3]
 
 DATA defaults to the embedded synthetic CK+ (generated into the cache on first use). Reports:
 - import: `ckrun data import`'s library call (layout walk, label parsing, image checks);
@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", default=None)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
