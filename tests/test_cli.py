@@ -104,3 +104,9 @@ def test_data_import_and_describe_on_synthetic_ckplus(tiny_ckplus: Path, tmp_pat
     described = numbers.get("emotion_counts") or numbers["counts"]["emotion"]
     assert {k: v for k, v in described.items() if v} == counts
     assert (out / "summary.md").is_file() and (out / "au_correlation.png").is_file()
+    # The synthetic set reproduces CK+'s known co-occurrences.
+    top = {(p["au_a"], p["au_b"]) for p in numbers["strongest_pairs"]["positive"]}
+    assert {("AU1", "AU2"), ("AU6", "AU12")} <= top
+    corr = numbers["au_correlation"]
+    assert corr["AU23"]["AU24"] > 0 and corr["AU2"]["AU27"] > 0
+    assert "AU1 inner brow raiser" in (out / "summary.md").read_text()

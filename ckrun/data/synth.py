@@ -57,7 +57,7 @@ MARKER_FILE = ".ckrun-synth.json"
 # Written first: lets a rerun recognise (and replace) a set that was interrupted.
 PARTIAL_MARKER_FILE = ".ckrun-synth.partial"
 # Bump when the drawing or sampling changes, so caches keyed on it are regenerated.
-SYNTH_VERSION = 2
+SYNTH_VERSION = 3
 
 # (width, height) as PIL reports them, with CK+-like frequencies.
 IMAGE_SIZES: tuple[tuple[int, int], ...] = ((640, 490), (640, 480), (720, 480))
@@ -198,7 +198,8 @@ class _Prototype:
 
 
 _PROTOTYPES: dict[int, _Prototype] = {
-    1: _Prototype(core=(4, 7), optional=((5, 0.4), (17, 0.5)), one_of=((23, 24),), keep=(4,)),
+    # Anger: lips tightened and/or pressed; CK+ codes AU23 and AU24 together more often than not.
+    1: _Prototype(core=(4, 7), optional=((5, 0.4), (17, 0.5), (23, 0.6), (24, 0.6)), one_of=((23, 24),), keep=(4,)),
     2: _Prototype(core=(14,), optional=((12, 0.3),), keep=(14,), max_level={12: 2}),
     3: _Prototype(core=(9,), optional=((7, 0.3), (15, 0.4), (17, 0.5), (25, 0.3)), keep=(9,)),
     4: _Prototype(core=(1, 2, 4, 5, 20), optional=((25, 0.6), (26, 0.3)), keep=(4, 20)),
