@@ -16,9 +16,9 @@ import argparse
 import itertools
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _store import throwaway_store
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,9 +37,7 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    store = Path(tempfile.mkdtemp(prefix="ckrun-quality-"))
-    os.chdir(store)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
+    store = throwaway_store("ckrun-quality-")
 
     from ckrun import console
     from ckrun.baseline import run_baseline

@@ -232,7 +232,8 @@ def pruning_callback(trial: Any, monitor: str = "val_objective") -> Any:
 
     optuna_integration's KerasPruningCallback raises inside on_epoch_end, which train() runs
     before its MLflow epoch logger, so the pruned epoch would be missing from the run's curves.
-    This one asks Keras to stop and raises TrialPruned from on_train_end instead.
+    This one asks Keras to stop and raises TrialPruned from on_train_end instead. The last
+    epoch is reported but never pruned: it would discard a finished trial and save no epoch.
     """
     import keras
     import optuna
@@ -247,7 +248,8 @@ def pruning_callback(trial: Any, monitor: str = "val_objective") -> Any:
             if value is None or not math.isfinite(float(value)):
                 return
             trial.report(float(value), step=epoch + 1)
-            if trial.should_prune():
+            last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
+            if not last and trial.should_prune():  # stopping after the last epoch saves nothing
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
 
@@ -733,7 +735,7 @@ def log_study_plots(study: Any, pareto: bool) -> list[str]:
         plots[f"slice{suffix}"] = lambda kw=kw: vis.plot_slice(study, **kw)
     if pareto:
         plots["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=list(PARETO_TARGETS))
-    else:
+    elif any(t.intermediate_values for t in study.get_trials(deepcopy=False)):  # none without pruning
         plots["intermediate_values"] = lambda: vis.plot_intermediate_values(study)
     logged = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():

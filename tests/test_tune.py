@@ -235,6 +235,11 @@ def test_pruning_callback_prunes_after_the_epoch_is_logged() -> None:
         model.fit(x, x[:, :1], epochs=5, verbose=0, callbacks=[Objective(), tune.pruning_callback(trial), logger])
     assert seen == [1, 2] and [s for s, _ in trial.reports] == [1, 2]
 
+    # A trial that would be pruned only at its last epoch finishes: that stop saves nothing.
+    trial = FakeTrial()
+    history = model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[Objective(), tune.pruning_callback(trial)])
+    assert len(history.history["loss"]) == 2 and [s for s, _ in trial.reports] == [1, 2]
+
 
 # --------------------------------------------------------------------------------------
 # Studies with a fast stand-in for train()
