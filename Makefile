@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The suite is mostly single-threaded: two pytest-xdist workers, each test file on one worker
+# (module fixtures are built once). PYTEST_WORKERS= runs it in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 PYTEST_ARGS ?=
 
 .PHONY: run test lint format bench clean help
@@ -28,7 +31,7 @@ run: $(VENV)/.installed
 	$(BIN)/ckrun run
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ckrun tests bench

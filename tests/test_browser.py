@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from system_packages import apt_install
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,17 +35,8 @@ METRICS = ("val_emotion_f1", "test_au_f1")
 
 def _ensure_chromium() -> Path:
     """Debian's chromium, installed with apt when missing and we are root; else a failure saying how."""
-    if CHROMIUM.is_file():
+    if apt_install("chromium", CHROMIUM.is_file):
         return CHROMIUM
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        for command in (
-            ["apt-get", "install", "-y", "chromium"],
-            ["apt-get", "update"],
-            ["apt-get", "install", "-y", "chromium"],
-        ):
-            subprocess.run(command, check=False, capture_output=True, timeout=900)
-            if CHROMIUM.is_file():
-                return CHROMIUM
     pytest.fail(
         f"{CHROMIUM} not found and could not be installed (needs root and apt-get: `apt-get install -y chromium`); "
         'deselect this test explicitly with -m "not browser"',

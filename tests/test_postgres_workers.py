@@ -27,6 +27,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from system_packages import apt_install
 
 from ckrun import tracking
 from ckrun.tune import RUN_ID_ATTR, SKIPPED_ATTR, counted_trials
@@ -45,17 +46,6 @@ def _pg_bindir() -> Path | None:
         if initdb and (Path(initdb).resolve().parent / "pg_ctl").exists():
             return Path(initdb).resolve().parent
     return None
-
-
-def _install_postgres() -> None:
-    """`apt-get install -y postgresql` (root on Debian only), as CI has no other way to get it."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "postgresql"], env=env, check=True, capture_output=True, timeout=900
-    )
 
 
 def _as_postgres() -> list[str]:
@@ -81,10 +71,14 @@ def _free_port() -> int:
 def postgres_url() -> Iterator[str]:
     bindir = _pg_bindir()
     if bindir is None:
-        _install_postgres()
+        apt_install("postgresql", lambda: _pg_bindir() is not None)
         bindir = _pg_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed and cannot be installed here (needs root and apt-get)")
+        pytest.fail(
+            "PostgreSQL is not installed and could not be installed (needs root and apt-get: "
+            '`apt-get install -y postgresql`); deselect this test explicitly with -m "not postgres"',
+            pytrace=False,
+        )
     prefix = _as_postgres()
     home = Path(tempfile.mkdtemp(prefix="ckrun-pg-"))  # under /tmp: pytest's tmp_path is private to root
     data, pwfile, port = home / "data", home / "pwfile", _free_port()
