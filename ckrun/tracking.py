@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -241,11 +242,28 @@ def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
 
 
 def log_dataset(manifest: pd.DataFrame, *, source: str, digest: str, name: str, context: str = "training") -> None:
-    """The manifest as an MLflow dataset input, so runs on the same data line up by digest."""
+    """The manifest as an MLflow dataset input, so runs on the same data line up by digest.
+
+    The SQL store looks a dataset up and inserts it when missing; two workers logging the same
+    dataset at once (their first trials) can both insert, and the loser gets a UNIQUE-constraint
+    error. The retry finds the winner's row and only links it to this run.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dataset = mlflow.data.from_pandas(manifest, source=source, name=name, digest=digest)
-        mlflow.log_input(dataset, context=context)
+        for attempt in range(3):
+            try:
+                mlflow.log_input(dataset, context=context)
+                return
+            except mlflow.exceptions.MlflowException as exc:
+                if attempt == 2 or not _is_unique_violation(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__ or ''}".lower()
+    return "unique" in text or "integrityerror" in text or "duplicate key" in text
 
 
 # --------------------------------------------------------------------------------------

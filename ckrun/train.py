@@ -245,6 +245,13 @@ def fit_model(
     augmentation = (
         Augmentation(cfg.rotation, cfg.shift, cfg.zoom, cfg.flip, cfg.brightness, cfg.contrast) if cfg.augment else None
     )
+    strategy = _strategy(cfg.strategy)
+    replicas = int(strategy.num_replicas_in_sync)
+    if replicas > 1 and (cfg.batch_size % replicas or len(train.images) < cfg.batch_size):
+        raise ConfigError(
+            f"strategy={cfg.strategy} on {replicas} devices needs batch_size divisible by {replicas} and at "
+            f"least batch_size training images (batch_size={cfg.batch_size}, {len(train.images)} images)"
+        )
     train_ds = make_dataset(
         train.images,
         train.labels,
@@ -253,11 +260,11 @@ def fit_model(
         training=True,
         seed=cfg.seed,
         augmentation=augmentation,
+        replicas=replicas,
     )
-    val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64))
-    steps = int(np.ceil(len(train.images) / cfg.batch_size))
+    val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64), replicas=replicas)
+    steps = len(train.images) // cfg.batch_size if replicas > 1 else int(np.ceil(len(train.images) / cfg.batch_size))
 
-    strategy = _strategy(cfg.strategy)
     with strategy.scope():
         model = build_model(cfg, n_classes, n_aus)
         class_w = emotion_class_weights(train.labels["emotion"]) if cfg.class_weights else None
@@ -301,9 +308,11 @@ def predict_arrays(model: Any, arrays: SplitArrays, prep: Any) -> dict[str, np.n
 
     if len(arrays.images) == 0:
         return {"emotion": np.zeros((0, len(EMOTION_CLASSES))), "aus": np.zeros((0, len(prep.aus)))}
-    ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64).map(lambda x, y: x)
+    n = len(arrays.images)
+    replicas = int(getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1))
+    ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64, replicas=replicas).map(lambda x, y: x)
     out = model.predict(ds, verbose=0)
-    return {"emotion": np.asarray(out["emotion"]), "aus": np.asarray(out["aus"])}
+    return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
 
 
 def score_splits(

@@ -327,6 +327,19 @@ def test_training_dataset_reshuffles_but_keeps_pairs() -> None:
     np.testing.assert_array_equal(y1["emotion"].argmax(axis=1), order1 % 3)
 
 
+def test_replicas_get_even_batches_padded_with_unlabelled_rows() -> None:
+    """Under MirroredStrategy every batch must split evenly across devices."""
+    images, labels = _random_images(11), _labels(11, n_aus=4)
+    ds = make_dataset(images, labels, _prep(), batch_size=5, replicas=2)
+    sizes = [b[0].shape[0] for b in ds]
+    assert sizes == [6, 6] and all(n % 2 == 0 for n in sizes)  # batch rounded up to 6, 11 rows padded to 12
+    xs, ys = _collect(ds)
+    np.testing.assert_array_equal(xs[:11], images.astype(np.float32))
+    assert not ys["emotion"][11:].any() and (ys["aus"][11:] == -1).all()  # masked: ignored by losses/metrics
+    train = make_dataset(images, labels, _prep(), batch_size=4, training=True, replicas=2)
+    assert [b[0].shape[0] for b in train] == [4, 4]  # the short last batch is dropped
+
+
 def test_training_augmentation_differs_between_epochs_but_repeats_per_seed() -> None:
     images, labels = _random_images(10), _labels(10)
 

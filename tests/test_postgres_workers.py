@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from system_packages import apt_install
 
 from ckrun import tracking
-from ckrun.tune import RUN_ID_ATTR, SKIPPED_ATTR, counted_trials
+from ckrun.tune import ERROR_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, counted_trials
 
 PASSWORD = "Pg-s3cret-7c1e94b2"  # distinctive, so a leak cannot hide behind a common word
 USER = "ckrun"
@@ -159,7 +159,8 @@ def test_two_workers_share_one_study(postgres_url: str, mlflow_store: Path, tiny
     # the documented guarantee: exactly min(cap, workers x n_trials) counted trials, all trained;
     # a worker that lost the race at the cap leaves at most one skipped (never trained) trial
     assert counted_trials(trials) == MAX_TRIALS and len(ran) == MAX_TRIALS, [t.state for t in trials]
-    assert all(t.state.name == "COMPLETE" for t in ran) and len(skipped) <= 2
+    states = [(t.number, t.state.name, t.user_attrs.get(ERROR_ATTR)) for t in trials]
+    assert all(t.state.name == "COMPLETE" for t in ran) and len(skipped) <= 2, (states, [o[-2000:] for o in outputs])
     assert all(t.state.name == "FAIL" and RUN_ID_ATTR not in t.user_attrs for t in skipped)
     # no trial twice: distinct numbers, distinct runs, distinct suggestions
     assert len({t.number for t in ran}) == len({t.user_attrs[RUN_ID_ATTR] for t in ran}) == MAX_TRIALS

@@ -253,3 +253,33 @@ def test_cross_validation_logs_folds_and_mean_std(store: Path, tiny_ckplus: Path
         "split == 'test'")["subject"]) for r in children["run_id"]]  # fmt: skip
     assert set.union(*tested) == set(data.manifest["subject"]) and sum(map(len, tested)) == data.manifest[
         "subject"].nunique()  # fmt: skip
+
+
+def test_dataset_input_survives_a_concurrent_insert_of_the_same_dataset(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers' first trials log one dataset at once: the loser's UNIQUE error is retried."""
+    manifest = pd.DataFrame({"path": ["a.png", "b.png"], "emotion": ["happy", "fear"]})
+    real, calls = mlflow.log_input, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            real(*args, **kwargs)  # the other worker's insert lands first ...
+            raise mlflow.exceptions.MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets")
+        return real(*args, **kwargs)  # ... and the retry only links it
+
+    monkeypatch.setattr(mlflow, "log_input", racing)
+    with tracking.start_run(kind="train", run_name="racer", experiment="race") as run:
+        tracking.log_dataset(manifest, source="/data", digest="abc123", name="tiny")
+    inputs = tracking.get_run(run.run_id).inputs.dataset_inputs
+    assert len(calls) == 2 and [i.dataset.digest for i in inputs] == ["abc123"]
+
+    monkeypatch.setattr(
+        mlflow, "log_input", lambda *a, **k: (_ for _ in ()).throw(mlflow.exceptions.MlflowException("boom"))
+    )
+    with (
+        pytest.raises(mlflow.exceptions.MlflowException, match="boom"),
+        tracking.start_run(kind="train", run_name="other", experiment="race"),
+    ):
+        tracking.log_dataset(manifest, source="/data", digest="abc123", name="tiny")  # other errors are not retried

@@ -224,6 +224,20 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.T
 # Datasets
 
 
+def pad_rows(images: np.ndarray, labels: dict[str, np.ndarray], multiple: int) -> tuple[np.ndarray, dict]:
+    """Pad to a multiple of `multiple` rows with blank images and unlabelled labels (see make_dataset)."""
+    extra = -len(images) % multiple
+    if extra == 0:
+        return images, labels
+    images = np.concatenate([images, np.zeros((extra, *images.shape[1:]), images.dtype)])
+    filler = {"emotion": 0}  # all-zero emotion row = unlabelled; -1 = unknown AU
+    labels = {
+        key: np.concatenate([value, np.full((extra, *value.shape[1:]), filler.get(key, -1), value.dtype)])
+        for key, value in labels.items()
+    }
+    return images, labels
+
+
 def make_dataset(
     images: np.ndarray,
     labels: dict[str, np.ndarray],
@@ -233,17 +247,27 @@ def make_dataset(
     training: bool = False,
     seed: int = 0,
     augmentation: Augmentation | None = None,
+    replicas: int = 1,
 ) -> tf.data.Dataset:
     """Batches of (normalised image, {"emotion", "aus"}) for fit/evaluate/predict.
 
     Training sets reshuffle every epoch and, with `augmentation`, transform each batch;
     evaluation sets keep row order and are never augmented.
+
+    Under a strategy with several `replicas`, every batch must split evenly (TensorFlow fails
+    on per-replica batches of different sizes): training drops the short last batch (a
+    different remainder each epoch, as the set is reshuffled) and evaluation sets are padded
+    with unlabelled blank rows, which the masked losses and metrics ignore; callers of
+    predict drop the padded rows (`pad_rows`).
     """
+    if replicas > 1 and not training:
+        batch_size = -(-batch_size // replicas) * replicas
+        images, labels = pad_rows(images, labels, replicas)
     n = len(images)
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=training and replicas > 1)
     if training and augmentation is not None and augmentation.enabled:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
