@@ -263,7 +263,7 @@ def fit_model(
         replicas=replicas,
     )
     val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64), replicas=replicas)
-    steps = len(train.images) // cfg.batch_size if replicas > 1 else int(np.ceil(len(train.images) / cfg.batch_size))
+    steps = int(train_ds.cardinality())  # batches per epoch (fewer when replicas drop the short batch)
 
     with strategy.scope():
         model = build_model(cfg, n_classes, n_aus)
@@ -309,7 +309,7 @@ def predict_arrays(model: Any, arrays: SplitArrays, prep: Any) -> dict[str, np.n
     if len(arrays.images) == 0:
         return {"emotion": np.zeros((0, len(EMOTION_CLASSES))), "aus": np.zeros((0, len(prep.aus)))}
     n = len(arrays.images)
-    replicas = int(getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1))
+    replicas = int(model.distribute_strategy.num_replicas_in_sync)
     ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64, replicas=replicas).map(lambda x, y: x)
     out = model.predict(ds, verbose=0)
     return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
