@@ -49,10 +49,12 @@ def main() -> int:
 
     store = throwaway_store("ckrun-pruning-", reuse=args.store)
 
+    import optuna
+
     from ckrun import console
     from ckrun.config import load_config
     from ckrun.data.loader import prepare_for_config
-    from ckrun.tune import SKIPPED_ATTR, TuneOptions, run_tune
+    from ckrun.tune import TuneOptions, run_tune
 
     console.set_quiet(True)
     cfg = load_config(overrides=[*args.overrides, f"seed={args.seed}"])
@@ -71,10 +73,8 @@ def main() -> int:
             seed=args.seed,
         )
         run_tune(cfg, data, options)
-        import optuna
-
         trials = optuna.load_study(study_name=options.study_name, storage=options.storage).get_trials()
-        trials = [t for t in trials if t.state.is_finished() and SKIPPED_ATTR not in t.user_attrs][: args.trials]
+        trials = [t for t in trials if t.state.is_finished()][: args.trials]  # one worker: none skipped
         epochs = sum(epochs_trained(t) for t in trials)
         best = max((t.value for t in trials if t.state.name == "COMPLETE"), default=float("nan"))
         results[pruner] = (epochs, best)
