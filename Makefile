@@ -1,5 +1,7 @@
-# Two commands do all set-up: `make run` and `make test`. Both create .venv when missing
-# and reuse it afterwards; the stamp files re-install only when pyproject.toml changes.
+# Two commands do all set-up: `make run` and `make test`. Both create .venv when missing and
+# install the pinned versions of requirements*.lock (the versions the tests passed with); the
+# stamp files re-install only when a lock file or pyproject.toml changes. `make lock` refreshes
+# the lock files after a change to the dependencies in pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,24 +9,30 @@ BIN := $(VENV)/bin
 # (module fixtures are built once). PYTEST_WORKERS= runs it in one process.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 PYTEST_ARGS ?=
+FAST_MARKERS := not slow and not postgres and not browser
+LOCK_FLAGS := --universal --python-version 3.10 --quiet
 
-.PHONY: run test lint format bench clean help
+.PHONY: run test test-fast lint typecheck format lock bench clean help
 
 help:
-	@echo "make run   - create .venv, install ckrun, run the main job on the embedded synthetic CK+"
-	@echo "make test  - create .venv, install ckrun with dev extras, run the test suite"
-	@echo "make lint  - ruff check"
+	@echo "make run        - create .venv, install ckrun, run the main job on the embedded synthetic CK+"
+	@echo "make test       - create .venv, install ckrun with dev extras, run the whole test suite"
+	@echo "make test-fast  - the suite without the slow, PostgreSQL and browser tests (edit-test loop)"
+	@echo "make lint       - ruff (lint + format check) and mypy"
+	@echo "make lock       - re-resolve requirements.lock / requirements-dev.lock from pyproject.toml"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -33,13 +41,25 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ckrun tests bench
 	$(BIN)/ruff format --check ckrun tests bench
+	$(BIN)/mypy
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format ckrun tests bench
 	$(BIN)/ruff check --fix ckrun tests bench
 
+# uv resolves for every platform and Python >= 3.10 at once (markers in the lock); pip installs it.
+lock: $(VENV)/.installed-dev
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

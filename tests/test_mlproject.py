@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from ckrun import tracking
 from ckrun.cli import cli
+from ckrun.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {"main", "synth", "train", "tune", "evaluate", "report"}
@@ -72,9 +73,21 @@ def test_values_reach_the_cli_quoted_and_typed() -> None:
     ctx = parse(args)
     assert ctx.params["data"] == Path("/tmp/a b") and ctx.params["n_trials"] == 3
     assert ctx.params["storage"] == "journal:///tmp/x.log" and ctx.params["max_trials"] == 0
-    assert ctx.params["overrides"] == ("preset=default", "image_size=64")
+    assert ctx.params["overrides"] == ()  # preset and image size: the config's defaults decide
     train = parse(command_args("train", {"preset": "tiny", "epochs": "2"}))
-    assert train.params["overrides"] == ("preset=tiny", "image_size=64", "epochs=2")
+    assert train.params["overrides"] == ("preset=tiny", "epochs=2")
+    sized = parse(command_args("tune", {"image_size": "48"}))
+    assert sized.params["overrides"] == ("image_size=48",)
+
+
+@pytest.mark.parametrize("entry", ["train", "tune"])
+def test_config_keys_default_to_the_config(entry: str) -> None:
+    """One source of truth: `mlflow run -e train` trains what `ckrun train` trains (no second default)."""
+    spec = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"][entry]["parameters"]
+    keys = set(spec) & set(TrainConfig.model_fields) - {"objective"}  # tune's --objective is a study option
+    assert keys >= {"preset", "image_size"}
+    assert {k: spec[k]["default"] for k in keys} == dict.fromkeys(keys, "")
+    assert parse(command_args(entry)).params["overrides"] == ()
 
 
 def test_conda_env_lists_the_pyproject_dependencies() -> None:
