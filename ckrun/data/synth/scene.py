@@ -35,7 +35,7 @@ def background(rng: np.random.Generator, w: int, h: int, channels: int, strength
     xs, ys = _grid(w, h)
     shape = (ys.shape[0], xs.shape[1])
     coarse = rng.normal(0, 22 * strength, (4, 5)).astype(np.float32)
-    img = cv2.resize(coarse, shape[::-1], interpolation=cv2.INTER_CUBIC)
+    img: np.ndarray = cv2.resize(coarse, shape[::-1], interpolation=cv2.INTER_CUBIC)
     img += rng.normal(0, 5 * strength, shape).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     img += ((xs - w / 2) * np.cos(angle) + (ys - h / 2) * np.sin(angle)) * np.float32(70 * strength / max(w, h))
@@ -46,7 +46,8 @@ def background(rng: np.random.Generator, w: int, h: int, channels: int, strength
     if channels == 1:
         return grey
     tint = rng.normal(0, 12, 3)  # a tinted wall: one colour cast over the grey texture
-    return cv2.merge([cv2.add(grey, float(t)) for t in tint])
+    # cv2 takes a Python number as a scalar operand; its stubs only list arrays.
+    return cv2.merge([cv2.add(grey, float(t)) for t in tint])  # type: ignore[call-overload]
 
 
 def gain_map(
