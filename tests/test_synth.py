@@ -226,7 +226,7 @@ def test_subjects_csv_has_demographics(small: tuple[Path, object]) -> None:
 
 
 def test_demographics_are_skewed_like_ckplus() -> None:
-    from ckrun.data.synth import _sample_demographics
+    from ckrun.data.synth.identity import _sample_demographics
 
     rng = np.random.default_rng(0)
     people = [_sample_demographics(rng) for _ in range(3000)]
