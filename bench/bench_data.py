@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ckrun.data.default import resolve_data
-    from ckrun.data.manifest import import_dataset
+    from ckrun.data.importers import import_dataset
 
     root = resolve_data(args.data)
     start = time.perf_counter()

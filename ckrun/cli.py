@@ -157,7 +157,9 @@ def data_import(
     au_prefix: str,
 ) -> None:
     """Import DATA (CK+ root, manifest CSV or folder-per-class tree) into a manifest CSV."""
-    from ckrun.data.manifest import format_summary, import_dataset, save_manifest, summarize
+    from ckrun.data.importers import import_dataset
+    from ckrun.data.manifest import save_manifest
+    from ckrun.data.summary import format_summary, summarize
 
     result = import_dataset(
         data_path,

@@ -1,10 +1,11 @@
-"""The official CK+ layout reader, on tiny trees written by ckplus_fixture."""
+"""The official CK+ layout reader (with the importer's checks), on tiny trees written by ckplus_fixture."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,10 +19,16 @@ from ckplus_fixture import (
 )
 
 from ckrun.data import ckformat
-from ckrun.data.ckplus import read_ckplus
+from ckrun.data.importers import import_dataset
+from ckrun.data.importers.ckplus import read_ckplus
 from ckrun.data.labels import CK_EMOTION_CODES, CK_TO_CLASS, EMOTION_CLASSES
-from ckrun.data.manifest import BASE_COLUMNS
+from ckrun.data.manifest import BASE_COLUMNS, ImportResult
 from ckrun.errors import ConfigError, DataError
+
+
+def _import(root: Path, **options: Any) -> ImportResult:
+    """The CK+ reader plus the importer's checks, as `ckrun data import --format ckplus` runs them."""
+    return import_dataset(root, fmt="ckplus", **options)
 
 
 @pytest.fixture
@@ -31,7 +38,7 @@ def ck_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def manifest(ck_root: Path) -> pd.DataFrame:
-    return read_ckplus(ck_root).manifest
+    return _import(ck_root).manifest
 
 
 def _rows(df: pd.DataFrame, subject: str, sequence: str) -> pd.DataFrame:
@@ -47,7 +54,7 @@ def _one_seq(tmp_path: Path, **changes) -> Path:
 
 @pytest.mark.parametrize("peak_frames", [1, 3, 10])
 def test_peak_frames_are_the_last_frames_of_each_labelled_sequence(ck_root, peak_frames):
-    df = read_ckplus(ck_root, peak_frames=peak_frames).manifest
+    df = _import(ck_root, peak_frames=peak_frames).manifest
     assert len(df) == peak_count(DEFAULT_SEQUENCES, peak_frames)
     frames = _rows(df, "S005", "001")["frame"].tolist()
     assert frames == list(range(6 - min(peak_frames, 5), 6))
@@ -106,7 +113,7 @@ def test_sequence_without_emotion_file_keeps_its_aus(manifest):
 
 
 def test_require_emotion_drops_rows_without_a_class(ck_root):
-    result = read_ckplus(ck_root, require_emotion=True)
+    result = _import(ck_root, require_emotion=True)
     df = result.manifest
     assert df["emotion"].notna().all()
     assert not ((df["subject"] == "S005") & (df["sequence"] == "003")).any()
@@ -116,7 +123,7 @@ def test_require_emotion_drops_rows_without_a_class(ck_root):
 
 def test_sequence_without_facs_gets_unknown_aus(tmp_path):
     root = write_ckplus(tmp_path / "ck", [Seq("S005", "001", aus=None), Seq("S005", "002", emotion=5)])
-    df = read_ckplus(root).manifest
+    df = _import(root).manifest
     no_facs = _rows(df, "S005", "001")
     assert set(no_facs["ck_emotion"]) == {"anger"}
     assert no_facs[["AU4", "AU7"]].isna().all().all()
@@ -133,7 +140,7 @@ def test_landmarks_paths_when_the_file_exists(manifest):
 
 def test_landmarks_folder_is_optional(tmp_path):
     root = _one_seq(tmp_path, landmarks=False)
-    assert read_ckplus(root).manifest["landmarks"].isna().all()
+    assert _import(root).manifest["landmarks"].isna().all()
 
 
 def test_demographics_merged_by_subject(manifest):
@@ -144,14 +151,14 @@ def test_demographics_merged_by_subject(manifest):
 
 
 def test_no_subjects_csv_means_no_demographic_columns(tmp_path):
-    df = read_ckplus(_one_seq(tmp_path)).manifest
+    df = _import(_one_seq(tmp_path)).manifest
     assert not {"age", "sex", "ethnicity"} & set(df.columns)
 
 
 def test_subject_missing_from_subjects_csv_gets_na(tmp_path):
     root = write_ckplus(tmp_path / "ck", [Seq("S005"), Seq("S999")], demographics={})
     (root / "subjects.csv").write_text("subject,age,sex\nS005,30,F\n")
-    df = read_ckplus(root).manifest
+    df = _import(root).manifest
     assert df.loc[df["subject"] == "S999", "age"].isna().all()
     assert "ethnicity" not in df.columns
 
@@ -159,7 +166,7 @@ def test_subject_missing_from_subjects_csv_gets_na(tmp_path):
 def test_wrapped_ck_folder_and_stray_files(tmp_path):
     write_ckplus(tmp_path / "download" / "CK+", stray_files=True)
     (tmp_path / "download" / ".DS_Store").write_bytes(b"x")
-    result = read_ckplus(tmp_path / "download")
+    result = _import(tmp_path / "download")
     assert len(result.manifest) == peak_count(DEFAULT_SEQUENCES, 3)
     assert result.skipped == []
 
@@ -168,30 +175,30 @@ def test_non_frame_files_are_reported_not_imported(tmp_path):
     root = _one_seq(tmp_path)
     notes = ckformat.image_path(root, "S005", "001", 1).parent / "notes.txt"
     notes.write_text("hi")
-    result = read_ckplus(root)
+    result = _import(root)
     assert (str(notes), "not a CK+ frame image") in result.skipped
     assert len(result.manifest) == 3
 
 
 def test_label_for_an_earlier_frame_ends_the_window_there(tmp_path):
-    df = read_ckplus(_one_seq(tmp_path, label_frame=4), peak_frames=2).manifest
+    df = _import(_one_seq(tmp_path, label_frame=4), peak_frames=2).manifest
     assert df["frame"].tolist() == [3, 4]
 
 
 def test_short_sequence_gives_all_its_frames(tmp_path):
-    df = read_ckplus(_one_seq(tmp_path, n_frames=2), peak_frames=3).manifest
+    df = _import(_one_seq(tmp_path, n_frames=2), peak_frames=3).manifest
     assert df["frame"].tolist() == [1, 2]
 
 
 def test_sequence_without_any_label_is_skipped(tmp_path):
     root = write_ckplus(tmp_path / "ck", [Seq("S005", "001"), Seq("S005", "002", emotion=None, aus=None)])
-    result = read_ckplus(root)
+    result = _import(root)
     assert set(result.manifest["sequence"]) == {"001"}
     assert any(path.endswith("002") for path, _ in result.skipped)
 
 
 def test_progress_bar_does_not_change_the_result(ck_root, manifest):
-    pd.testing.assert_frame_equal(read_ckplus(ck_root, progress=True).manifest, manifest)
+    pd.testing.assert_frame_equal(_import(ck_root, progress=True).manifest, manifest)
 
 
 # %% bad input
@@ -204,25 +211,25 @@ def _label(root: Path, kind: str, frame: int = 5, subject="S005", sequence="001"
 
 def test_missing_root(tmp_path):
     with pytest.raises(DataError, match=r"nowhere.*not found"):
-        read_ckplus(tmp_path / "nowhere")
+        _import(tmp_path / "nowhere")
 
 
 def test_folder_without_images_dir(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty.*cohn-kanade-images"):
-        read_ckplus(tmp_path / "empty")
+        _import(tmp_path / "empty")
 
 
 def test_no_images_found(tmp_path):
     (tmp_path / "ck" / "cohn-kanade-images" / "S005" / "001").mkdir(parents=True)
     with pytest.raises(DataError, match="no images found"):
-        read_ckplus(tmp_path / "ck")
+        _import(tmp_path / "ck")
 
 
 def test_no_label_files_at_all(tmp_path):
     root = _one_seq(tmp_path, emotion=None, aus=None)
     with pytest.raises(DataError, match="no labelled sequence"):
-        read_ckplus(root)
+        _import(root)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +247,7 @@ def test_bad_emotion_file(tmp_path, content, problem):
     path = _label(root, "emotion")
     path.write_text(content)
     with pytest.raises(DataError, match=rf"{re.escape(path.name)}.*{problem}"):
-        read_ckplus(root)
+        _import(root)
 
 
 @pytest.mark.parametrize(
@@ -256,13 +263,13 @@ def test_bad_facs_file(tmp_path, content, problem):
     path = _label(root, "facs")
     path.write_text(content)
     with pytest.raises(DataError, match=rf"{re.escape(path.name)}.*{problem}"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_facs_file_for_a_frame_without_image(tmp_path):
     root = _one_seq(tmp_path, label_frame=99)
     with pytest.raises(DataError, match=r"S005_001_00000099_(emotion|facs)\.txt.*frame 99"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_label_file_for_a_sequence_without_images(tmp_path):
@@ -270,7 +277,7 @@ def test_label_file_for_a_sequence_without_images(tmp_path):
     path = _label(root, "facs", subject="S007", sequence="002")
     ckformat.write_facs(path, [(12, 1.0)])
     with pytest.raises(DataError, match=rf"{re.escape(path.name)}.*no images"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_unparseable_label_file_name(tmp_path):
@@ -278,51 +285,59 @@ def test_unparseable_label_file_name(tmp_path):
     path = _label(root, "facs").with_name("peak_facs.txt")
     ckformat.write_facs(path, [(12, 1.0)])
     with pytest.raises(DataError, match=r"peak_facs\.txt.*frame"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_corrupt_image_is_an_error_naming_it(tmp_path):
     root = _one_seq(tmp_path)
     image = corrupt(ckformat.image_path(root, "S005", "001", 5))
     with pytest.raises(DataError, match=rf"{re.escape(image.name)}.*corrupt"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_corrupt_image_skipped_on_request(tmp_path):
     root = _one_seq(tmp_path)
     image = corrupt(ckformat.image_path(root, "S005", "001", 5))
-    result = read_ckplus(root, on_bad_image="skip")
+    result = _import(root, on_bad_image="skip")
     assert result.manifest["frame"].tolist() == [3, 4]
     assert [p for p, _ in result.skipped] == [str(image.resolve())]
+
+
+def test_the_reader_opens_no_image(tmp_path):
+    """Image checks are the importer's: the reader lists the frames, corrupt or not."""
+    root = _one_seq(tmp_path)
+    corrupt(ckformat.image_path(root, "S005", "001", 5))
+    raw = read_ckplus(root)
+    assert raw.source_format == "ckplus" and raw.rows["frame"].tolist() == [3, 4, 5]
 
 
 def test_missing_image_files_are_not_rows(tmp_path):
     """A frame that is not on disk is simply not part of the sequence."""
     root = _one_seq(tmp_path)
     ckformat.image_path(root, "S005", "001", 4).unlink()
-    assert read_ckplus(root).manifest["frame"].tolist() == [2, 3, 5]
+    assert _import(root).manifest["frame"].tolist() == [2, 3, 5]
 
 
 def test_peak_frames_must_be_positive(ck_root):
     with pytest.raises(ConfigError, match="peak_frames"):
-        read_ckplus(ck_root, peak_frames=0)
+        _import(ck_root, peak_frames=0)
 
 
 def test_subjects_csv_without_subject_column(tmp_path):
     root = _one_seq(tmp_path)
     (root / "subjects.csv").write_text("id,age\nS005,30\n")
     with pytest.raises(DataError, match=r"subjects\.csv.*subject.*found: id, age"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_subjects_csv_with_non_numeric_age(tmp_path):
     root = _one_seq(tmp_path)
     (root / "subjects.csv").write_text("subject,age\nS005,old\n")
     with pytest.raises(DataError, match=r"subjects\.csv.*row 1.*'old'"):
-        read_ckplus(root)
+        _import(root)
 
 
 def test_require_emotion_leaving_nothing(tmp_path):
     root = _one_seq(tmp_path, emotion=None)
     with pytest.raises(DataError, match="no images left"):
-        read_ckplus(root, require_emotion=True)
+        _import(root, require_emotion=True)

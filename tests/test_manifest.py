@@ -1,4 +1,4 @@
-"""Manifest schema, format detection, CSV and folder readers, validation, summary, save/load."""
+"""Manifest schema, format detection, CSV and folder readers, the importer's checks, summary, save/load."""
 
 from __future__ import annotations
 
@@ -18,21 +18,13 @@ from ckplus_fixture import (
     write_image,
 )
 
-from ckrun.data.manifest import (
-    BASE_COLUMNS,
-    DEMOGRAPHIC_COLUMNS,
-    SPLITS,
-    detect_format,
-    format_summary,
-    import_dataset,
-    load_manifest,
-    parse_ck_filename,
-    read_class_folders,
-    read_csv_manifest,
-    save_manifest,
-    summarize,
-    validate_images,
-)
+from ckrun.data.importers import detect_format, import_dataset, load_manifest
+from ckrun.data.importers.csv import read_csv_manifest
+from ckrun.data.importers.files import parse_ck_filename
+from ckrun.data.importers.folders import read_class_folders
+from ckrun.data.importers.images import validate_images
+from ckrun.data.manifest import BASE_COLUMNS, DEMOGRAPHIC_COLUMNS, SPLITS, save_manifest
+from ckrun.data.summary import format_summary, summarize
 from ckrun.errors import ConfigError, DataError
 
 
@@ -141,7 +133,7 @@ def test_csv_au_prefix_mapping_and_values(tmp_path, ck_names):
             for p, v12, v4 in zip(ck_names, ["1", "0", "", "3"], ["0", "1", "1", ""], strict=True)
         ],
     )
-    df = read_csv_manifest(csv_path, au_prefix="FACS_").manifest
+    df = import_dataset(csv_path, au_prefix="FACS_").manifest
     assert [c for c in df.columns if c.startswith("AU")] == ["AU4", "AU12"]
     np.testing.assert_array_equal(df["AU12"], [1.0, 0.0, np.nan, 1.0])
     np.testing.assert_array_equal(df["AU4"], [0.0, 1.0, 1.0, np.nan])
@@ -151,7 +143,7 @@ def test_csv_au_prefix_mapping_and_values(tmp_path, ck_names):
 
 def test_csv_neutral_rows_keep_ck_name_without_class(tmp_path, ck_names):
     csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(ck_names[0]), "emotion": "neutral", "AU1": "1"}])
-    df = read_csv_manifest(csv_path).manifest
+    df = import_dataset(csv_path).manifest
     assert df["ck_emotion"].tolist() == ["neutral"]
     assert df["emotion"].isna().all()
 
@@ -182,7 +174,7 @@ def test_csv_course_style_with_extra_columns_and_demographics(tmp_path, ck_names
             )
         )
     ]
-    df = read_csv_manifest(_write_csv(tmp_path / "course.csv", rows)).manifest
+    df = import_dataset(_write_csv(tmp_path / "course.csv", rows)).manifest
     assert "image_index" not in df.columns and "file_prefix" not in df.columns
     assert list(df.columns) == [*BASE_COLUMNS, "age", "sex", "ethnicity", "AU1", "AU12"]
     assert df["age"].dtype == "Int64"
@@ -197,7 +189,7 @@ def test_csv_custom_column_names(tmp_path, ck_names):
         tmp_path / "m.csv",
         [{"file": str(p), "label": "happy", "person": f"P{i}"} for i, p in enumerate(ck_names)],
     )
-    df = read_csv_manifest(csv_path, path_column="file", emotion_column="label", subject_column="person").manifest
+    df = import_dataset(csv_path, path_column="file", emotion_column="label", subject_column="person").manifest
     assert df["subject"].tolist() == ["P0", "P1", "P2", "P3"]
     assert set(df["emotion"]) == {"positive"}
 
@@ -206,8 +198,8 @@ def test_csv_without_subjects_needs_random_split(tmp_path):
     images = _images(tmp_path / "img", ["a.png", "b.png"])
     csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(p), "emotion": "happy"} for p in images])
     with pytest.raises(DataError, match=r"m\.csv.*subject-exclusive.*--split random"):
-        read_csv_manifest(csv_path)
-    df = read_csv_manifest(csv_path, split_random=True).manifest
+        import_dataset(csv_path)
+    df = import_dataset(csv_path, split_random=True).manifest
     assert df["subject"].tolist() == df["path"].tolist()
     assert df["sequence"].tolist() == ["", ""]
     assert df["frame"].isna().all()
@@ -311,8 +303,8 @@ def test_class_folders(tmp_path):
 def test_class_folders_without_subjects(tmp_path):
     _images(tmp_path / "tree" / "fear", ["a.png", "b.png"])
     with pytest.raises(DataError, match=r"a\.png.*--split random"):
-        read_class_folders(tmp_path / "tree")
-    df = read_class_folders(tmp_path / "tree", split_random=True).manifest
+        import_dataset(tmp_path / "tree")
+    df = import_dataset(tmp_path / "tree", split_random=True).manifest
     assert df["subject"].tolist() == df["path"].tolist()
 
 
@@ -335,7 +327,7 @@ def test_class_folders_without_images(tmp_path):
 def test_validate_images_corrupt_error_or_skip(tmp_path, ck_names):
     corrupt(ck_names[1])
     csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(p), "emotion": "happy"} for p in ck_names])
-    manifest = read_csv_manifest(csv_path).manifest
+    manifest = load_manifest(csv_path)
     with pytest.raises(DataError, match=rf"{re.escape(ck_names[1].name)}: corrupt"):
         validate_images(manifest)
     kept, skipped = validate_images(manifest, on_bad_image="skip", progress=True)
@@ -359,6 +351,19 @@ def test_validate_images_rejects_unknown_policy(ck_names):
 
 
 # %% import_dataset
+
+
+def test_readers_only_parse_and_the_importer_checks(tmp_path):
+    images = _images(tmp_path / "img", ["a.png", "b.png"])
+    corrupt(images[1])
+    csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(p), "emotion": "happy"} for p in images])
+    raw = read_csv_manifest(csv_path)
+    assert raw.source_format == "csv" and len(raw.rows) == 2
+    assert raw.rows["subject"].isna().all()
+    with pytest.raises(DataError, match=r"m\.csv.*--split random"):
+        import_dataset(csv_path)
+    with pytest.raises(DataError, match=r"b\.png: corrupt"):
+        import_dataset(csv_path, split_random=True)
 
 
 def test_import_dataset_ckplus_wrapped(tmp_path):
@@ -448,7 +453,7 @@ def test_round_trip_with_split_missing_labels_and_path_subjects(tmp_path):
 
 def test_save_keeps_contract_columns_only(tmp_path, ck_names):
     csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(ck_names[0]), "emotion": "happy"}])
-    manifest = read_csv_manifest(csv_path).manifest.assign(width=32)
+    manifest = load_manifest(csv_path).assign(width=32)
     back = load_manifest(save_manifest(manifest, tmp_path / "saved.csv"))
     assert "width" not in back.columns
 
@@ -456,7 +461,7 @@ def test_save_keeps_contract_columns_only(tmp_path, ck_names):
 def test_images_outside_class_folders_are_reported(tmp_path):
     write_image(tmp_path / "t" / "happy" / "S005_001_00000001.png")
     stray = write_image(tmp_path / "t" / "S005_001_00000002.png")
-    result = read_class_folders(tmp_path / "t")
+    result = import_dataset(tmp_path / "t")
     assert len(result.manifest) == 1
     assert result.skipped == [(str(stray.resolve()), "image outside any class folder")]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ckrun.data.default import resolve_data
+from ckrun.data.importers import import_dataset
 from ckrun.data.labels import au_columns
-from ckrun.data.manifest import import_dataset
 from ckrun.data.split import assign_split
 
 

@@ -3,16 +3,17 @@
 CK+ labels only the last (peak) frame of each sequence, with an Emotion file (327 of 593
 sequences) and a FACS file (all of them). The frames just before the peak show nearly the
 same expression, so the last `peak_frames` frames share the peak labels: more images per
-label without inventing any. Everything else about the table (order, dtypes, validation)
-is the manifest module's job.
+label without inventing any. Everything else about the table (order, dtypes, checks) is
+the importer's job.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,22 +29,12 @@ from ckrun.data.ckformat import (
     read_emotion,
     read_facs,
 )
-from ckrun.data.manifest import (
-    DEMOGRAPHIC_COLUMNS,
-    IMAGE_SUFFIXES,
-    ImportResult,
-    drop_without_emotion,
-    finalize_manifest,
-    find_ckplus_root,
-    is_hidden,
-    read_demographics,
-    require_rows,
-    validate_images,
-    visible_dirs,
-)
+from ckrun.data.importers.files import IMAGE_SUFFIXES, is_hidden, visible_dirs
+from ckrun.data.importers.tables import read_demographics
+from ckrun.data.manifest import DEMOGRAPHIC_COLUMNS, RawImport
 from ckrun.errors import ConfigError, DataError
 
-__all__ = ["ImportResult", "read_ckplus"]
+__all__ = ["find_ckplus_root", "read_ckplus"]
 
 NO_LABEL_REASON = "sequence has neither an Emotion nor a FACS file"
 NO_IMAGES_REASON = "sequence folder has no images"
@@ -55,6 +46,7 @@ _FRAME_NUMBER = re.compile(r"_(\d+)$")
 
 # (subject, sequence) -> the label files of that sequence as (frame, path)
 _LabelFiles = dict[tuple[str, str], tuple[int, Path]]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -76,19 +68,13 @@ class _PeakLabels:
     aus: frozenset[int] | None  # None: no FACS file, so AUs are unknown (NaN)
 
 
-def read_ckplus(
-    root: Path,
-    *,
-    peak_frames: int = 3,
-    require_emotion: bool = False,
-    on_bad_image: Literal["error", "skip"] = "error",
-    progress: bool = False,
-) -> ImportResult:
-    """Import a CK+ root (or a folder wrapping one) into a validated manifest.
+def read_ckplus(root: Path, *, peak_frames: int = 3, progress: bool = False) -> RawImport:
+    """Read a CK+ root (or a folder wrapping one): the peak-frame rows of every labelled sequence.
 
     Sequences without an Emotion file keep their AU labels (emotion missing), because
-    CK+ has FACS codes for all 593 sequences but emotions for only 327; `require_emotion`
-    keeps only rows with a 3-class emotion (so it also drops neutral sequences).
+    CK+ has FACS codes for all 593 sequences but emotions for only 327; the importer's
+    `require_emotion` keeps only rows with a 3-class emotion (so it also drops neutral
+    sequences).
     """
     if peak_frames < 1:
         raise ConfigError(f"peak_frames must be at least 1; received {peak_frames}")
@@ -112,14 +98,19 @@ def read_ckplus(
             f"{root}: no labelled sequence: no {EMOTION_DIR}/ or {FACS_DIR}/ label file "
             f"matches a sequence in {IMAGES_DIR}/"
         )
-    manifest = finalize_manifest(_merge_demographics(_to_frame(rows), root))
-    if require_emotion:
-        manifest, dropped = drop_without_emotion(manifest)
-        skipped += dropped
-        require_rows(manifest, root, "with an emotion label (require_emotion)")
-    manifest, bad = validate_images(manifest, on_bad_image=on_bad_image, progress=progress)
-    require_rows(manifest, root, "after leaving out unreadable images")
-    return ImportResult(manifest, skipped + bad, "ckplus")
+    return RawImport(_merge_demographics(_to_frame(rows), root), skipped, "ckplus", root, root)
+
+
+def find_ckplus_root(path: Path) -> Path | None:
+    """The CK+ root at or just inside `path`, since unzipping CK+ often adds a `CK+/` level."""
+    if not path.is_dir():
+        return None
+    if (path / IMAGES_DIR).is_dir():
+        return path
+    children = visible_dirs(path)
+    if len(children) == 1 and (children[0] / IMAGES_DIR).is_dir():
+        return children[0]
+    return None
 
 
 def _resolve_root(path: Path) -> Path:
@@ -226,7 +217,7 @@ def _read_aus(path: Path) -> frozenset[int]:
     return frozenset(code for code, _ in _read_label(read_facs, path))
 
 
-def _read_label(reader: Any, path: Path) -> Any:
+def _read_label(reader: Callable[[Path], _T], path: Path) -> _T:
     """Run a ckformat reader, turning its ValueError into a DataError that names the file."""
     try:
         return reader(path)
