@@ -186,7 +186,7 @@ def data_import(
 @_friendly_errors
 def data_describe(data_path: Path | None, out: Path, seed: int) -> None:
     """Counts, image sizes, AU frequency and co-occurrence, splits and bias tables for DATA."""
-    from ckrun.data.explore import describe
+    from ckrun.data.describe import describe
     from ckrun.data.loader import prepare_data
 
     prepared = prepare_data(data_path, seed=seed)

@@ -404,7 +404,7 @@ def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: Any) 
     """Confusion matrices (PNG + JSON), per-class and per-AU tables for val and test."""
     from pathlib import Path
 
-    from ckrun.plots import plot_confusion
+    from ckrun.figures.confusion import plot_confusion
 
     for split in ("val", "test"):
         ev = evaluations.get(split)
@@ -435,7 +435,7 @@ def log_results(
     import tempfile
     from pathlib import Path
 
-    from ckrun.plots import plot_learning_curves
+    from ckrun.figures.curves import plot_learning_curves
 
     epochs_run = len(history.get("train_loss", [])) or 1
     tracking.log_metrics(result_metrics, step=tracking.final_metric_step(epochs_run))

@@ -1,4 +1,5 @@
-"""Tests for ckrun.data.explore: dataset description numbers, figures and summary."""
+"""Tests for `ckrun data describe`: dataset description numbers (ckrun.data.explore and its
+helpers), figures (ckrun.figures.dataset) and summary (ckrun.data.summary_md)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ckrun.data.explore import (
-    CLASS_COLOURS,
-    DatasetDescription,
-    age_band,
-    compute_description,
-    describe,
-    plot_au_correlation,
-    plot_emotion_counts,
-    render_summary,
-    strongest_pairs,
-)
+from ckrun.data.au_stats import strongest_pairs
+from ckrun.data.demographics import age_band
+from ckrun.data.describe import describe
+from ckrun.data.explore import DatasetDescription, compute_description
 from ckrun.data.labels import CK_TO_CLASS, EMOTION_CLASSES
+from ckrun.data.summary_md import render_summary
 from ckrun.errors import DataError
+from ckrun.figures.dataset import plot_au_correlation, plot_emotion_counts
+from ckrun.figures.style import CLASS_COLOURS
 
 AUS = (1, 2, 4, 9, 12, 15, 25, 26)
 # AUs present per CK+ emotion: AU1 and AU2 always together; AU12 exactly where AU15 is not.

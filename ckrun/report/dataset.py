@@ -1,6 +1,6 @@
 """The report's dataset card: `ckrun data describe` on the data the best run trained on.
 
-All numbers come from `ckrun.data.explore.describe` (which also writes its own summary and
+All numbers come from `ckrun.data.describe.describe` (which also writes its own summary and
 figures under ``dataset/``), so the report and `ckrun data describe` never disagree; this
 module only chooses what a reader of a results report needs and in which order: balance,
 images, action units, splits, demographics, then the limitations and bias paragraph.
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ckrun.data.explore import OVERVIEW_LABELS, DatasetDescription, describe
+from ckrun.data.describe import describe
+from ckrun.data.explore import DatasetDescription
+from ckrun.data.summary_md import OVERVIEW_LABELS
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Bullets, Figure, Heading, Paragraph, Table
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ckrun.data.explore import markdown_table
+from ckrun.markdown import markdown_table
 
 
 @dataclass

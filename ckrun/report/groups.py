@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ckrun.data.explore import DEMOGRAPHIC_COLUMNS, age_band
+from ckrun.data.demographics import DEMOGRAPHIC_COLUMNS, age_band
 from ckrun.evaluate import au_scores, emotion_scores, emotion_targets
 
 ATTRIBUTE_NAMES = {"sex": "sex", "ethnicity": "ethnicity", "age": "age band"}

@@ -15,7 +15,11 @@ import pandas as pd
 from ckrun import tracking
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.evaluate import RULE_TEXT
-from ckrun.report import analysis, collect, figures
+from ckrun.figures.confusion import plot_confusion
+from ckrun.figures.curves import plot_overlaid_curves
+from ckrun.figures.runs import plot_hyperparameter_effects, plot_importances, plot_run_comparison
+from ckrun.figures.scores import plot_groups, plot_per_au, plot_per_class
+from ckrun.report import analysis, collect
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Block, Bullets, Details, Figure, FigureRow, Heading, Paragraph, Table
 from ckrun.report.groups import ATTRIBUTE_NAMES, GroupScores
@@ -119,9 +123,7 @@ def comparison_blocks(
         "epochs (best) = epochs configured (epoch restored). * test scores from a later `ckrun evaluate` run."
     )
     blocks.append(Table(comparison_frame(runs.table, majority), caption))
-    path = figures.plot_run_comparison(
-        runs.table, fig_dir / "run_comparison.png", objective_label=objective_label(obj_kind)
-    )
+    path = plot_run_comparison(runs.table, fig_dir / "run_comparison.png", objective_label=objective_label(obj_kind))
     blocks.append(Figure(path, "Validation objective per run, coloured by fit diagnosis"))
     return blocks
 
@@ -167,7 +169,7 @@ def _confusion_figure(run_id: str, run: str, split: str, fig_dir: Path) -> Figur
         return None
     counts = np.asarray(data["counts"])
     classes = data.get("classes") or list(EMOTION_CLASSES)
-    path = figures.plot_confusion(
+    path = plot_confusion(
         counts, classes, fig_dir / f"confusion_{split}.png", title=f"{run}: emotion on {split} (n={int(counts.sum())})"
     )
     return Figure(path, f"Confusion matrix on {split}: counts and share of each true class")
@@ -220,7 +222,7 @@ def best_run_blocks(best: pd.Series, table: pd.DataFrame, fig_dir: Path) -> list
         blocks.append(Table(frame, f"Per-class scores on {split}."))
         blocks.append(
             Figure(
-                figures.plot_per_class(per_class, fig_dir / "per_class.png", split=split, run=name),
+                plot_per_class(per_class, fig_dir / "per_class.png", split=split, run=name),
                 f"Per-class scores on {split}",
             )
         )
@@ -234,7 +236,7 @@ def best_run_blocks(best: pd.Series, table: pd.DataFrame, fig_dir: Path) -> list
         worst = analysis.worst_aus_text(per_au)
         if worst:
             blocks.append(Paragraph(worst))
-        path = figures.plot_per_au(per_au, fig_dir / "per_au.png", split=au_split, run=name)
+        path = plot_per_au(per_au, fig_dir / "per_au.png", split=au_split, run=name)
         blocks.append(Figure(path, f"F1, precision and recall per action unit on {au_split}"))
 
     blocks.append(Heading(3, "Learning curves"))
@@ -256,7 +258,7 @@ def overlaid_curves(table: pd.DataFrame, fig_dir: Path) -> Figure | None:
             histories[str(row["run"])] = hist
     if not histories:
         return None
-    path = figures.plot_overlaid_curves(histories, fig_dir / "top_runs_curves.png")
+    path = plot_overlaid_curves(histories, fig_dir / "top_runs_curves.png")
     return Figure(path, f"Top {len(histories)} runs by objective: validation curves overlaid")
 
 
@@ -273,7 +275,7 @@ def hyperparameter_blocks(
     study_note: str | None,
 ) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Hyperparameter effects")]
-    path = figures.plot_hyperparameter_effects(
+    path = plot_hyperparameter_effects(
         table,
         fig_dir / "hyperparameters.png",
         objective_label=objective_label(obj_kind),
@@ -285,7 +287,7 @@ def hyperparameter_blocks(
         blocks.append(Figure(path, "Validation objective against l2 (log axis), epochs, filters and blocks"))
         blocks.append(Bullets(analysis.hyperparameter_text(table)))
     if importances:
-        fig = figures.plot_importances(importances, fig_dir / "optuna_importance.png", study=str(study))
+        fig = plot_importances(importances, fig_dir / "optuna_importance.png", study=str(study))
         top = max(importances, key=lambda k: importances[k])
         blocks += [
             Figure(fig, f"Optuna parameter importance for study '{study}'"),
@@ -322,7 +324,5 @@ def group_blocks(scores: GroupScores, run: str, fig_dir: Path) -> list[Block]:
         )
         blocks.append(Table(frame, f"Test scores by {attribute}."))
     blocks.append(Bullets(analysis.group_text(named)))
-    blocks.append(
-        Figure(figures.plot_groups(named, fig_dir / "per_group.png", run=run), "Test scores per demographic group")
-    )
+    blocks.append(Figure(plot_groups(named, fig_dir / "per_group.png", run=run), "Test scores per demographic group"))
     return blocks
