@@ -22,10 +22,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking, tune
-from ckrun import search_space as ss
+from ckrun.tune import space as ss
 from ckrun.config import load_config
 from ckrun.errors import CkrunError, ConfigError
-from ckrun.search_space import load_search_space, suggest_config
+from ckrun.tune.space import load_search_space, suggest_config
 from ckrun.tune import TuneOptions, counted_trials, over_cap, resolve_storage, run_tune
 
 REPO = Path(__file__).resolve().parents[1]

@@ -46,7 +46,7 @@ from ckrun import names, tracking
 from ckrun.config import TrainConfig, build_config
 from ckrun.console import echo, warn
 from ckrun.errors import CkrunError, ConfigError
-from ckrun.search_space import SearchSpace, check_space, load_search_space, suggest_config
+from ckrun.tune.space import SearchSpace, check_space, load_search_space, suggest_config
 
 RUN_ID_ATTR = "mlflow_run_id"
 SKIPPED_ATTR = "ckrun.skipped"
