@@ -1,4 +1,4 @@
-"""ckrun.tune and ckrun.search_space: space files, suggestions, storage, the trial cap, and studies.
+"""ckrun.tune: search-space files, suggestions, storage, the trial cap, and studies.
 
 Most study tests swap `ckrun.train.train` for a fast stand-in that still opens a real MLflow
 run through `tracking.start_run`, so the bookkeeping (child runs, tags, cap, resume, retries,
@@ -22,11 +22,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking, tune
-from ckrun import search_space as ss
 from ckrun.config import load_config
 from ckrun.errors import CkrunError, ConfigError
-from ckrun.search_space import load_search_space, suggest_config
 from ckrun.tune import TuneOptions, counted_trials, over_cap, resolve_storage, run_tune
+from ckrun.tune import space as ss
+from ckrun.tune.space import load_search_space, suggest_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -211,6 +211,8 @@ def test_pruning_callback_prunes_after_the_epoch_is_logged() -> None:
     """The pruned epoch reaches callbacks that run after ours (train's MLflow epoch logger)."""
     import keras
 
+    from ckrun.tune.pruning import PruneOnObjective
+
     class FakeTrial:
         def __init__(self) -> None:
             self.reports: list[tuple[int, float]] = []
@@ -232,12 +234,12 @@ def test_pruning_callback_prunes_after_the_epoch_is_logged() -> None:
     model.compile(optimizer="sgd", loss="mse")
     x = np.zeros((8, 3), "float32")
     with pytest.raises(optuna.TrialPruned, match="epoch 2"):
-        model.fit(x, x[:, :1], epochs=5, verbose=0, callbacks=[Objective(), tune.pruning_callback(trial), logger])
+        model.fit(x, x[:, :1], epochs=5, verbose=0, callbacks=[Objective(), PruneOnObjective(trial), logger])
     assert seen == [1, 2] and [s for s, _ in trial.reports] == [1, 2]
 
     # A trial that would be pruned only at its last epoch finishes: that stop saves nothing.
     trial = FakeTrial()
-    history = model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[Objective(), tune.pruning_callback(trial)])
+    history = model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[Objective(), PruneOnObjective(trial)])
     assert len(history.history["loss"]) == 2 and [s for s, _ in trial.reports] == [1, 2]
 
 
@@ -401,6 +403,7 @@ def test_real_study_prunes_fails_registers_and_predicts(
     mlflow_store: Path, tiny_ckplus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ckrun.train
+    import ckrun.tune.study
 
     class PruneTrialOne(optuna.pruners.BasePruner):
         def prune(self, study: Any, trial: Any) -> bool:
@@ -415,7 +418,7 @@ def test_real_study_prunes_fails_registers_and_predicts(
             raise RuntimeError("simulated crash in trial 2")
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(tune, "make_pruner", lambda *a, **k: PruneTrialOne())
+    monkeypatch.setattr(ckrun.tune.study, "make_pruner", lambda *a, **k: PruneTrialOne())
     monkeypatch.setattr(ckrun.train, "fit_model", fit_then_break)
     opts = options(mlflow_store, register=True, register_name="ckplus-test", max_trials=3)
     result = run_tune(tiny_cfg(), tiny_ckplus, opts)

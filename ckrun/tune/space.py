@@ -27,13 +27,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ckrun.config import TrainConfig
 from ckrun.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
 
 STAGE_KEYS = ("filters", "blocks", "strides")
 
@@ -251,7 +254,7 @@ def _stage_defaults(base: TrainConfig, stages: int) -> dict[str, tuple[int, ...]
     return out
 
 
-def _suggest(trial: Any, name: str, spec: FloatParam | IntParam | CategoricalParam) -> Any:
+def _suggest(trial: BaseTrial, name: str, spec: FloatParam | IntParam | CategoricalParam) -> Any:
     if isinstance(spec, CategoricalParam):
         return trial.suggest_categorical(name, spec.choices)
     if isinstance(spec, IntParam):
@@ -259,7 +262,7 @@ def _suggest(trial: Any, name: str, spec: FloatParam | IntParam | CategoricalPar
     return trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
 
 
-def suggest_config(trial: Any, space: SearchSpace, base_cfg: TrainConfig) -> TrainConfig:
+def suggest_config(trial: BaseTrial, space: SearchSpace, base_cfg: TrainConfig) -> TrainConfig:
     """The trial's config: `base_cfg` with every searched key suggested (per-stage keys as `name_i`)."""
     stages = space.stages or len(base_cfg.filters)
     changes: dict[str, Any] = dict(_stage_defaults(base_cfg, stages))

@@ -1,0 +1,108 @@
+"""Where a study lives: SQLite beside mlflow.db, any RDB URL (PostgreSQL, MySQL), or a journal file.
+
+A storage URL may hold a database password. It is resolved once into a `StorageSpec` whose
+`label` is the only form ever printed, tagged or logged, and driver messages are scrubbed of
+the password before they reach an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import numpy as np
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from ckrun import tracking
+from ckrun.errors import CkrunError, ConfigError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    url: str  # may hold a password: never log or print it; use `label`
+    kind: str  # sqlite | postgresql | mysql | journal | ...
+    label: str  # safe to print, tag and log
+
+    @property
+    def is_journal(self) -> bool:
+        return self.kind == "journal"
+
+
+def default_storage_url() -> str:
+    """``sqlite:///optuna.db`` beside a local ``mlflow.db`` (or in the working directory)."""
+    uri = tracking.configure()
+    folder = Path(uri.removeprefix("sqlite:///")).resolve().parent if uri.startswith("sqlite:///") else Path.cwd()
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def _safe_label(url: str) -> str:
+    return tracking.redact_uri(url.split("?", 1)[0])
+
+
+def resolve_storage(storage: str | None) -> StorageSpec:
+    """``--storage`` (or ``$CKRUN_STORAGE``) to a spec; journal files as ``journal:///path`` or ``*.log``."""
+    url = (storage or os.environ.get("CKRUN_STORAGE") or "").strip() or default_storage_url()
+    if url.startswith("journal://"):
+        path = url.removeprefix("journal://")
+        return StorageSpec(str(Path(path).expanduser()), "journal", f"journal://{path}")
+    if "://" not in url:
+        if url.endswith((".log", ".journal")):
+            return StorageSpec(str(Path(url).expanduser()), "journal", f"journal://{url}")
+        raise ConfigError(
+            f"--storage {url!r}: expected an Optuna storage URL (sqlite:///optuna.db, postgresql://user@host/db), "
+            "journal:///path/file.log, or a path ending in .log/.journal"
+        )
+    kind = url.split("://", 1)[0].split("+", 1)[0]
+    return StorageSpec(url, kind, _safe_label(url))
+
+
+def open_storage(
+    spec: StorageSpec, *, heartbeat_interval: int = 60, grace_period: int = 180, max_retry: int = 2
+) -> BaseStorage:
+    """An Optuna storage; RDB storages get heartbeats so a crashed worker's trial is failed and retried."""
+    if spec.is_journal:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        Path(spec.url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(spec.url))
+    if spec.kind == "sqlite" and spec.url.startswith("sqlite:///"):
+        Path(spec.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = {"connect_args": {"timeout": 60}} if spec.kind == "sqlite" else {"pool_pre_ping": True}
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    spec.url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                )
+        except ImportError as exc:
+            raise CkrunError(f"storage {spec.label} needs a database driver: {exc}") from None
+        except Exception as exc:  # workers starting together race to create the tables: retry
+            if attempt == 3:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CkrunError(f"cannot open Optuna storage {spec.label}: {_scrub(first, spec.url)}") from None
+            time.sleep(0.5 + np.random.default_rng().random() * 1.5)
+    raise AssertionError("unreachable")
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the storage URL's password from a message (drivers sometimes echo it)."""
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return text
