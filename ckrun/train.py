@@ -59,86 +59,6 @@ def au_positive_weights(au: np.ndarray) -> list[float]:
 
 
 # --------------------------------------------------------------------------------------
-# Callbacks
-
-
-def _callbacks_module() -> Any:
-    import keras
-
-    class ObjectiveAndRate(keras.callbacks.Callback):
-        """Adds `val_objective` and `learning_rate` to each epoch's logs, before anyone reads them."""
-
-        def __init__(self, kind: str, has_aus: bool) -> None:
-            super().__init__()
-            self.kind, self.has_aus = kind, has_aus
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if logs is None:
-                return
-            if not self.has_aus:
-                for key in [k for k in logs if "aus_" in k]:
-                    logs.pop(key)
-            renamed = names.epoch_metrics(logs)
-            logs["val_objective"] = names.objective(renamed, "val", self.kind if self.has_aus else "emotion")
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    class BestEpoch(keras.callbacks.Callback):
-        """Keeps the weights of the best validation objective and restores them at the end.
-
-        Small datasets make validation scores jump between epochs (BatchNorm statistics
-        with batch 16); ending on the best epoch rather than the last removes that lottery.
-        Optional patience stops early.
-        """
-
-        def __init__(self, patience: int = 0) -> None:
-            super().__init__()
-            self.patience = patience
-            self.best, self.best_epoch, self.best_weights, self.wait = -np.inf, 0, None, 0
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            value = float((logs or {}).get("val_objective", np.nan))
-            if np.isfinite(value) and value > self.best:
-                self.best, self.best_epoch, self.wait = value, epoch + 1, 0
-                self.best_weights = self.model.get_weights()
-            else:
-                self.wait += 1
-                if self.patience and self.wait >= self.patience:
-                    self.model.stop_training = True
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
-
-    class EpochLine(keras.callbacks.Callback):
-        """One progress line per epoch with the key train/val numbers and the time."""
-
-        def __init__(self, epochs: int, prefix: str = "") -> None:
-            super().__init__()
-            self.epochs, self.prefix, self.start = epochs, prefix, 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            m = names.epoch_metrics(logs or {})
-            parts = [f"{self.prefix}epoch {epoch + 1:>3}/{self.epochs}"]
-            for key, label in (
-                ("train_loss", "loss"),
-                ("val_loss", "val_loss"),
-                ("val_emotion_accuracy", "val_emo_acc"),
-                ("val_emotion_f1", "val_emo_f1"),
-                ("val_au_f1", "val_au_f1"),
-                ("learning_rate", "lr"),
-            ):
-                if key in m:
-                    parts.append(f"{label} {m[key]:.2e}" if key == "learning_rate" else f"{label} {m[key]:.3f}")
-            parts.append(f"{time.perf_counter() - self.start:.1f}s")
-            echo("  ".join(parts))
-
-    return ObjectiveAndRate, BestEpoch, EpochLine
-
-
-# --------------------------------------------------------------------------------------
 # Fit
 
 
@@ -231,6 +151,7 @@ def fit_model(
     import keras
 
     from ckrun.data.pipeline import Augmentation, make_dataset
+    from ckrun.model.callbacks import BestEpoch, EpochLine, ObjectiveAndRate
     from ckrun.model.objectives import (
         MaskedAccuracy,
         MaskedBinaryCrossentropy,
@@ -278,9 +199,8 @@ def fit_model(
             loss_weights={EMOTION_HEAD: cfg.emotion_loss_weight, AU_HEAD: cfg.au_loss_weight if n_aus else 0.0},
             metrics=metrics,
         )
-    objective_cb, best_cb, line_cb = _callbacks_module()
-    best = best_cb(cfg.early_stopping)
-    cbs = [objective_cb(cfg.objective, n_aus > 0), best]
+    best = BestEpoch(cfg.early_stopping)
+    cbs = [ObjectiveAndRate(cfg.objective, n_aus > 0), best]
     if cfg.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -288,7 +208,7 @@ def fit_model(
             )
         )
     if verbose:
-        cbs.append(line_cb(cfg.epochs, prefix))
+        cbs.append(EpochLine(cfg.epochs, prefix))
     cbs.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False)
@@ -477,6 +397,7 @@ def train(
 ) -> TrainResult:
     """Train `cfg` on `data` inside one MLflow run and return its scores."""
     from ckrun.data.pipeline import FaceCache
+    from ckrun.model.callbacks import MlflowEpochLogger
 
     face_cache = face_cache or FaceCache(cfg.cache)
     aus = select_aus(data.part("train"), cfg, data.au_columns)
@@ -500,7 +421,7 @@ def train(
             echo(f"run {run.name} ({run.run_id}): {describe_run(cfg, data)}")
 
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
-        outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, tracking.epoch_logger()], verbose=verbose)
+        outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, MlflowEpochLogger()], verbose=verbose)
         probs = {s: predict_arrays(outcome.model, arrays[s], prep) for s in names.SPLITS}
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
