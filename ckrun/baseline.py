@@ -21,7 +21,7 @@ from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
-from ckrun.evaluate import Diagnosis, diagnose_fit, emotion_targets
+from ckrun.metrics import Diagnosis, diagnose_fit, emotion_targets
 from ckrun.train import SplitArrays, log_results, run_params, score_splits, select_aus, summary_metrics
 
 BASELINE_SIZE = 32  # pixels per side; what a linear model sees

@@ -18,7 +18,7 @@ from ckrun.console import echo
 from ckrun.data.loader import prepare_for_config
 from ckrun.data.pipeline import encode_labels
 from ckrun.errors import DataError
-from ckrun.evaluate import emotion_targets, evaluate_split, majority_accuracy
+from ckrun.metrics import emotion_targets, evaluate_split, majority_accuracy
 from ckrun.train import log_evaluation_artifacts, timestamp
 
 

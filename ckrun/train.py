@@ -23,7 +23,7 @@ from ckrun.console import echo
 from ckrun.data.labels import EMOTION_CLASSES, au_code
 from ckrun.data.loader import PreparedData
 from ckrun.errors import ConfigError, DataError
-from ckrun.evaluate import Diagnosis, SplitEvaluation, diagnose_fit, evaluate_split, majority_accuracy, tune_thresholds
+from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit, evaluate_split, majority_accuracy, tune_thresholds
 
 # --------------------------------------------------------------------------------------
 # Labels and weights from the training split
@@ -261,7 +261,7 @@ def summary_metrics(
     evaluations: dict[str, SplitEvaluation], arrays: dict[str, SplitArrays], cfg: TrainConfig, has_aus: bool
 ) -> tuple[dict[str, float], str]:
     """Flat final metrics plus the fit diagnosis (shared by the ResNet and the baseline)."""
-    from ckrun.evaluate import emotion_targets
+    from ckrun.metrics import emotion_targets
 
     metrics: dict[str, float] = {}
     for ev in evaluations.values():

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ckrun import tracking
 from ckrun.data.labels import EMOTION_CLASSES
-from ckrun.evaluate import RULE_TEXT
+from ckrun.metrics import RULE_TEXT
 from ckrun.report import analysis, collect, figures
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Block, Bullets, Details, Figure, FigureRow, Heading, Paragraph, Table

@@ -99,7 +99,7 @@ def tune_thresholds(
     *,
     min_positives: int = 10,
     shrinkage: float = 0.5,
-    grid: Sequence[float] = THRESHOLD_GRID,
+    grid: Sequence[float] | np.ndarray = THRESHOLD_GRID,
 ) -> np.ndarray:
     """Per-AU thresholds maximising validation F1, regularised against small-sample noise.
 
@@ -120,7 +120,7 @@ def tune_thresholds(
     return thresholds
 
 
-def _f1_per_threshold(y: np.ndarray, p: np.ndarray, grid: Sequence[float]) -> np.ndarray:
+def _f1_per_threshold(y: np.ndarray, p: np.ndarray, grid: Sequence[float] | np.ndarray) -> np.ndarray:
     """Binary F1 at every threshold of `grid` at once (0 where undefined)."""
     pred = p[None, :] >= np.asarray(grid)[:, None]
     positive = y[None, :] == 1
@@ -201,7 +201,7 @@ def evaluate_split(
     aus: Sequence[str],
     thresholds: np.ndarray,
 ) -> SplitEvaluation:
-    """All scores of one split, keyed ``{split}_{metric}`` as in DESIGN.md."""
+    """All scores of one split, keyed ``{split}_{metric}`` as in docs/architecture.md."""
     targets = emotion_targets(labels["emotion"])
     emo, per_class, cm = emotion_scores(targets, probs["emotion"])
     au_targets = np.asarray(labels["aus"])[:, : len(aus)]
