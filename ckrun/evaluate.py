@@ -19,7 +19,7 @@ from ckrun.data.loader import prepare_for_config
 from ckrun.data.pipeline import encode_labels
 from ckrun.errors import DataError
 from ckrun.metrics import emotion_targets, evaluate_split, majority_accuracy
-from ckrun.train import log_evaluation_artifacts, timestamp
+from ckrun.run_logging import log_evaluation_artifacts, timestamp
 
 
 @dataclass
