@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ckrun import names, tracking
+from ckrun.arrays import SplitArrays, build_arrays, select_aus
 from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
-from ckrun.evaluate import Diagnosis, diagnose_fit, emotion_targets
-from ckrun.train import SplitArrays, log_results, run_params, score_splits, select_aus, summary_metrics
+from ckrun.metrics import Diagnosis, diagnose_fit, emotion_targets
+from ckrun.run_logging import log_results, run_params
+from ckrun.scoring import score_splits, summary_metrics
+
+if TYPE_CHECKING:
+    from ckrun.data.pipeline import FaceCache
 
 BASELINE_SIZE = 32  # pixels per side; what a linear model sees
 
@@ -38,7 +44,7 @@ def _features(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def _classifier(seed: int, c: float) -> object:
+def _classifier(seed: int, c: float) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
 
 
@@ -75,11 +81,15 @@ def fit_predict(
 
 
 def run_baseline(
-    cfg: TrainConfig, data: PreparedData, *, experiment: str | None = None, face_cache: object = None, c: float = 0.01
+    cfg: TrainConfig,
+    data: PreparedData,
+    *,
+    experiment: str | None = None,
+    face_cache: FaceCache | None = None,
+    c: float = 0.01,
 ) -> BaselineResult:
     """Fit, score and log the baseline; `cfg` supplies crop, seed, AU and threshold rules."""
     from ckrun.data.pipeline import FaceCache
-    from ckrun.train import build_arrays
 
     aus = select_aus(data.part("train"), cfg, data.au_columns)
     with tracking.start_run(

@@ -280,7 +280,7 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
     from ckrun import tracking
 
     tracking.check_store()
-    from ckrun.evaluation_run import evaluate_model_uri
+    from ckrun.evaluate import evaluate_model_uri
 
     result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment)
     for key, value in sorted(result.metrics.items()):

@@ -18,7 +18,8 @@ from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.loader import PreparedData, manifest_digest
 from ckrun.data.split import kfold_splits
-from ckrun.train import TrainResult, describe_run, run_params, timestamp, train
+from ckrun.run_logging import describe_run, run_params, timestamp
+from ckrun.train import TrainResult, train
 
 
 @dataclass

@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckrun import tracking
 from ckrun.config import TrainConfig
 from ckrun.console import echo
+
+if TYPE_CHECKING:
+    from ckrun.train import TrainResult
 
 
 @dataclass
@@ -93,7 +96,7 @@ def run_main(
     return result
 
 
-def register_champion(trained: Any, study: Any, name: str) -> str | None:
+def register_champion(trained: TrainResult, study: Any, name: str) -> str | None:
     """Register the better of the default run and the study's best trial as ``@champion``.
 
     A short study on the quick space often loses to the full default recipe; the champion

@@ -4,6 +4,10 @@
 Optuna trial and the main job reuse. It reads as the run's story: choose the AU outputs,
 build arrays and normalisation from the training split, fit with best-epoch restore, score
 clean train / val / test, tune AU thresholds on val, diagnose the fit, and log it all.
+The steps live beside it: `ckrun.arrays` (labels, arrays, weights), `ckrun.model.callbacks`
+(what runs on every epoch), `ckrun.scoring` (probabilities to scores) and `ckrun.run_logging`
+(what every kind of run logs alike). TensorFlow is imported only inside the functions that
+fit, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -11,147 +15,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ckrun import names, tracking
+from ckrun.arrays import SplitArrays, au_positive_weights, build_arrays, emotion_class_weights, select_aus
 from ckrun.config import TrainConfig
 from ckrun.console import echo
-from ckrun.data.labels import EMOTION_CLASSES, au_code
+from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
-from ckrun.errors import ConfigError, DataError
-from ckrun.evaluate import Diagnosis, SplitEvaluation, diagnose_fit, evaluate_split, majority_accuracy, tune_thresholds
+from ckrun.errors import ConfigError
+from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
+from ckrun.run_logging import describe_run, headline, log_results, run_params, timestamp
+from ckrun.scoring import predict_arrays, score_splits, summary_metrics
 
-# --------------------------------------------------------------------------------------
-# Labels and weights from the training split
-
-
-def select_aus(train: pd.DataFrame, cfg: TrainConfig, available: Sequence[str]) -> list[str]:
-    """AU outputs: the explicit list, or AUs with >= min_au_count positives in train."""
-    if cfg.aus is not None:
-        wanted = [f"AU{int(a)}" for a in cfg.aus]
-        missing = [a for a in wanted if a not in available]
-        if missing:
-            raise ConfigError(f"aus: {', '.join(missing)} not in the data (it has {', '.join(available) or 'no AUs'})")
-        return wanted
-    counts = {c: int((pd.to_numeric(train[c], errors="coerce") > 0).sum()) for c in available}
-    return sorted((c for c, n in counts.items() if n >= cfg.min_au_count), key=au_code)
-
-
-def emotion_class_weights(onehot: np.ndarray) -> list[float]:
-    """Inverse-frequency weights (mean 1 over present classes), 1 for absent classes."""
-    counts = onehot.sum(axis=0)
-    present = counts > 0
-    weights = np.ones(len(counts))
-    if present.any():
-        weights[present] = counts[present].sum() / (present.sum() * counts[present])
-    return [float(w) for w in weights]
-
-
-def au_positive_weights(au: np.ndarray) -> list[float]:
-    """Negative/positive ratio per AU, clipped to [1, 10] so rare AUs are not ignored."""
-    pos = (au == 1).sum(axis=0)
-    neg = (au == 0).sum(axis=0)
-    return [float(np.clip(n / max(p, 1), 1.0, 10.0)) for p, n in zip(pos, neg, strict=True)]
-
-
-# --------------------------------------------------------------------------------------
-# Callbacks
-
-
-def _callbacks_module() -> Any:
-    import keras
-
-    class ObjectiveAndRate(keras.callbacks.Callback):
-        """Adds `val_objective` and `learning_rate` to each epoch's logs, before anyone reads them."""
-
-        def __init__(self, kind: str, has_aus: bool) -> None:
-            super().__init__()
-            self.kind, self.has_aus = kind, has_aus
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if logs is None:
-                return
-            if not self.has_aus:
-                for key in [k for k in logs if "aus_" in k]:
-                    logs.pop(key)
-            renamed = names.epoch_metrics(logs)
-            logs["val_objective"] = names.objective(renamed, "val", self.kind if self.has_aus else "emotion")
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    class BestEpoch(keras.callbacks.Callback):
-        """Keeps the weights of the best validation objective and restores them at the end.
-
-        Small datasets make validation scores jump between epochs (BatchNorm statistics
-        with batch 16); ending on the best epoch rather than the last removes that lottery.
-        Optional patience stops early.
-        """
-
-        def __init__(self, patience: int = 0) -> None:
-            super().__init__()
-            self.patience = patience
-            self.best, self.best_epoch, self.best_weights, self.wait = -np.inf, 0, None, 0
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            value = float((logs or {}).get("val_objective", np.nan))
-            if np.isfinite(value) and value > self.best:
-                self.best, self.best_epoch, self.wait = value, epoch + 1, 0
-                self.best_weights = self.model.get_weights()
-            else:
-                self.wait += 1
-                if self.patience and self.wait >= self.patience:
-                    self.model.stop_training = True
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
-
-    class EpochLine(keras.callbacks.Callback):
-        """One progress line per epoch with the key train/val numbers and the time."""
-
-        def __init__(self, epochs: int, prefix: str = "") -> None:
-            super().__init__()
-            self.epochs, self.prefix, self.start = epochs, prefix, 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            m = names.epoch_metrics(logs or {})
-            parts = [f"{self.prefix}epoch {epoch + 1:>3}/{self.epochs}"]
-            for key, label in (
-                ("train_loss", "loss"),
-                ("val_loss", "val_loss"),
-                ("val_emotion_accuracy", "val_emo_acc"),
-                ("val_emotion_f1", "val_emo_f1"),
-                ("val_au_f1", "val_au_f1"),
-                ("learning_rate", "lr"),
-            ):
-                if key in m:
-                    parts.append(f"{label} {m[key]:.2e}" if key == "learning_rate" else f"{label} {m[key]:.3f}")
-            parts.append(f"{time.perf_counter() - self.start:.1f}s")
-            echo("  ".join(parts))
-
-    return ObjectiveAndRate, BestEpoch, EpochLine
-
+if TYPE_CHECKING:
+    from ckrun.data.pipeline import FaceCache, Preprocessing
 
 # --------------------------------------------------------------------------------------
 # Fit
 
 
 @dataclass
-class SplitArrays:
-    images: np.ndarray
-    labels: dict[str, np.ndarray]
-
-
-@dataclass
 class FitOutcome:
     model: Any
-    prep: Any  # ckrun.data.pipeline.Preprocessing (thresholds filled after evaluation)
+    prep: Preprocessing  # thresholds filled after evaluation
     history: dict[str, list[float]]
     best_epoch: int
     arrays: dict[str, SplitArrays]
@@ -193,35 +80,10 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int) -> Any:
     return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
 
 
-def build_arrays(
-    cfg: TrainConfig,
-    data: PreparedData,
-    aus: Sequence[str],
-    face_cache: Any,
-    *,
-    image_size: int | None = None,
-    channels: int | None = None,
-) -> tuple[dict[str, SplitArrays], Any]:
-    """Decoded faces and labels per split, and the Preprocessing with train-split statistics."""
-    from ckrun.data.pipeline import Preprocessing, encode_labels, normalisation_stats
-
-    size, chans = image_size or cfg.image_size, channels or cfg.channels
-    prep = Preprocessing(size, chans, cfg.crop, cfg.crop_margin, aus=tuple(aus))
-    images = face_cache.images(data.manifest, prep)
-    arrays = {}
-    for split in names.SPLITS:
-        mask = (data.manifest["split"] == split).to_numpy()
-        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(data.manifest.loc[mask], aus))
-    if len(arrays["train"].images) == 0 or len(arrays["val"].images) == 0:
-        raise DataError("the train and val splits must both hold images")
-    mean, std = normalisation_stats(arrays["train"].images)
-    return arrays, Preprocessing(size, chans, cfg.crop, cfg.crop_margin, mean, std, aus=tuple(aus))
-
-
 def fit_model(
     cfg: TrainConfig,
     arrays: dict[str, SplitArrays],
-    prep: Any,
+    prep: Preprocessing,
     *,
     callbacks: Sequence[Any] = (),
     verbose: bool = True,
@@ -231,6 +93,7 @@ def fit_model(
     import keras
 
     from ckrun.data.pipeline import Augmentation, make_dataset
+    from ckrun.model.callbacks import BestEpoch, EpochLine, ObjectiveAndRate
     from ckrun.model.objectives import (
         MaskedAccuracy,
         MaskedBinaryCrossentropy,
@@ -278,9 +141,8 @@ def fit_model(
             loss_weights={EMOTION_HEAD: cfg.emotion_loss_weight, AU_HEAD: cfg.au_loss_weight if n_aus else 0.0},
             metrics=metrics,
         )
-    objective_cb, best_cb, line_cb = _callbacks_module()
-    best = best_cb(cfg.early_stopping)
-    cbs = [objective_cb(cfg.objective, n_aus > 0), best]
+    best = BestEpoch(cfg.early_stopping)
+    cbs: list[Any] = [ObjectiveAndRate(cfg.objective, n_aus > 0), best]
     if cfg.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -288,7 +150,7 @@ def fit_model(
             )
         )
     if verbose:
-        cbs.append(line_cb(cfg.epochs, prefix))
+        cbs.append(EpochLine(cfg.epochs, prefix))
     cbs.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False)
@@ -300,164 +162,20 @@ def fit_model(
 
 
 # --------------------------------------------------------------------------------------
-# Evaluate
-
-
-def predict_arrays(model: Any, arrays: SplitArrays, prep: Any) -> dict[str, np.ndarray]:
-    from ckrun.data.pipeline import make_dataset
-
-    if len(arrays.images) == 0:
-        return {"emotion": np.zeros((0, len(EMOTION_CLASSES))), "aus": np.zeros((0, len(prep.aus)))}
-    n = len(arrays.images)
-    replicas = int(model.distribute_strategy.num_replicas_in_sync)
-    ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64, replicas=replicas).map(lambda x, y: x)
-    out = model.predict(ds, verbose=0)
-    return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
-
-
-def score_splits(
-    probs: dict[str, dict[str, np.ndarray]], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
-) -> tuple[dict[str, SplitEvaluation], np.ndarray]:
-    """Tune AU thresholds on val, then score every split with them (and at 0.5)."""
-    thresholds = (
-        tune_thresholds(
-            arrays["val"].labels["aus"][:, : len(aus)],
-            probs["val"]["aus"][:, : len(aus)],
-            min_positives=cfg.threshold_min_positives,
-            shrinkage=cfg.threshold_shrinkage,
-        )
-        if aus
-        else np.zeros(0)
-    )
-    evaluations = {
-        split: evaluate_split(split, arrays[split].labels, probs[split], aus=aus, thresholds=thresholds)
-        for split in names.SPLITS
-        if len(arrays[split].images)
-    }
-    return evaluations, thresholds
-
-
-def summary_metrics(
-    evaluations: dict[str, SplitEvaluation], arrays: dict[str, SplitArrays], cfg: TrainConfig, has_aus: bool
-) -> tuple[dict[str, float], str]:
-    """Flat final metrics plus the fit diagnosis (shared by the ResNet and the baseline)."""
-    from ckrun.evaluate import emotion_targets
-
-    metrics: dict[str, float] = {}
-    for ev in evaluations.values():
-        metrics.update(ev.metrics)
-    eval_split = "test" if "test" in evaluations else "val"
-    metrics["majority_emotion_accuracy"] = majority_accuracy(
-        emotion_targets(arrays["train"].labels["emotion"]), emotion_targets(arrays[eval_split].labels["emotion"])
-    )
-    objective_kind = cfg.objective if has_aus else "emotion"
-    metrics["objective"] = names.objective(metrics, "val", objective_kind)
-    return metrics, objective_kind
-
-
-# --------------------------------------------------------------------------------------
 # The run
 
 
 @dataclass
 class TrainResult:
-    run_id: str | None
+    run_id: str
     metrics: dict[str, float]
     diagnosis: Diagnosis
     history: dict[str, list[float]]
     best_epoch: int
     model_uri: str | None
-    preprocessing: Any
+    preprocessing: Preprocessing
     evaluations: dict[str, SplitEvaluation] = field(default_factory=dict)
     model: Any = None
-
-
-def timestamp() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
-    return (
-        f"Two-headed ResNet (filters {list(cfg.filters)}, blocks {list(cfg.blocks)}, {cfg.image_size}px "
-        f"x{cfg.channels}) with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), {cfg.epochs} epochs, "
-        f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
-    )
-
-
-def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict[str, Any]:
-    counts = data.manifest["split"].value_counts()
-    return {
-        **cfg.params(),
-        "model": "resnet",
-        "data_source": data.source,
-        "data_format": data.source_format,
-        "data_digest": data.digest,
-        "n_train": int(counts.get("train", 0)),
-        "n_val": int(counts.get("val", 0)),
-        "n_test": int(counts.get("test", 0)),
-        "n_aus": len(aus),
-        "au_list": ",".join(aus),
-    }
-
-
-def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: Any) -> None:
-    """Confusion matrices (PNG + JSON), per-class and per-AU tables for val and test."""
-    from pathlib import Path
-
-    from ckrun.figures.confusion import plot_confusion
-
-    for split in ("val", "test"):
-        ev = evaluations.get(split)
-        if ev is None:
-            continue
-        if ev.n_emotion:
-            png = plot_confusion(
-                ev.confusion,
-                EMOTION_CLASSES,
-                Path(tmp) / f"emotion_{split}.png",
-                f"Emotion confusion matrix ({split}, n={ev.n_emotion})",
-            )
-            tracking.log_figure_file(png, "confusion_matrix")
-            tracking.log_dict(ev.confusion_json(), f"confusion_matrix/emotion_{split}.json")
-            tracking.log_table(ev.per_class.reset_index(names="class"), f"emotion/per_class_{split}.json")
-        if len(ev.per_au):
-            tracking.log_table(ev.per_au, f"au/per_au_{split}.json")
-
-
-def log_results(
-    result_metrics: dict[str, float],
-    diagnosis: Diagnosis,
-    history: dict[str, list[float]],
-    best_epoch: int,
-    evaluations: dict[str, SplitEvaluation],
-) -> None:
-    """Everything after fitting that the ResNet run and the baseline log alike."""
-    import tempfile
-    from pathlib import Path
-
-    from ckrun.figures.curves import plot_learning_curves
-
-    epochs_run = len(history.get("train_loss", [])) or 1
-    tracking.log_metrics(result_metrics, step=tracking.final_metric_step(epochs_run))
-    tracking.set_tags({"fit_diagnosis": diagnosis.verdict})
-    tracking.log_text(diagnosis.markdown(), "diagnosis.md")
-    tracking.log_dict({k: v for k, v in result_metrics.items() if np.isfinite(v)}, "metrics.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        log_evaluation_artifacts(evaluations, tmp)
-        if history.get("train_loss"):
-            tracking.log_table(
-                pd.DataFrame(
-                    {"epoch": range(1, epochs_run + 1), **{k: v for k, v in history.items() if len(v) == epochs_run}}
-                ),
-                "history.csv",
-            )
-            png = plot_learning_curves(
-                history,
-                Path(tmp) / "learning_curves.png",
-                best_epoch=best_epoch,
-                title=f"Learning curves ({diagnosis.verdict})",
-            )
-            tracking.log_figure_file(png, "plots")
 
 
 def train(
@@ -469,7 +187,7 @@ def train(
     kind: str = "train",
     tags: dict[str, str] | None = None,
     callbacks: Sequence[Any] = (),
-    face_cache: Any = None,
+    face_cache: FaceCache | None = None,
     system_metrics: bool = False,
     killed_on: tuple[type[BaseException], ...] = (),
     verbose: bool = True,
@@ -477,6 +195,7 @@ def train(
 ) -> TrainResult:
     """Train `cfg` on `data` inside one MLflow run and return its scores."""
     from ckrun.data.pipeline import FaceCache
+    from ckrun.model.callbacks import MlflowEpochLogger
 
     face_cache = face_cache or FaceCache(cfg.cache)
     aus = select_aus(data.part("train"), cfg, data.au_columns)
@@ -500,7 +219,7 @@ def train(
             echo(f"run {run.name} ({run.run_id}): {describe_run(cfg, data)}")
 
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
-        outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, tracking.epoch_logger()], verbose=verbose)
+        outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, MlflowEpochLogger()], verbose=verbose)
         probs = {s: predict_arrays(outcome.model, arrays[s], prep) for s in names.SPLITS}
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
@@ -527,14 +246,3 @@ def train(
     return TrainResult(
         run.run_id, metrics, diagnosis, outcome.history, outcome.best_epoch, model_uri, prep, evaluations, outcome.model
     )
-
-
-def headline(metrics: dict[str, float], diagnosis: Diagnosis, best_epoch: int | None = None) -> str:
-    parts = []
-    for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "val_emotion_f1", "val_au_f1"):
-        if key in metrics and np.isfinite(metrics[key]):
-            parts.append(f"{key} {metrics[key]:.3f}")
-    if best_epoch:
-        parts.append(f"best_epoch {best_epoch}")
-    parts.append(f"fit {diagnosis.verdict} (gap {diagnosis.fit_gap:+.3f})")
-    return "  ".join(parts)

@@ -25,7 +25,7 @@ from ckrun import tracking
 from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data.loader import prepare_for_config
-from ckrun.evaluate import diagnose_fit
+from ckrun.metrics import diagnose_fit
 from ckrun.report import collect
 from ckrun.report.document import Document, Figure, Paragraph, Table, to_html, to_markdown
 

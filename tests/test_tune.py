@@ -211,7 +211,7 @@ def test_pruning_callback_prunes_after_the_epoch_is_logged() -> None:
     """The pruned epoch reaches callbacks that run after ours (train's MLflow epoch logger)."""
     import keras
 
-    from ckrun.tune.pruning import PruneOnObjective
+    from ckrun.model.callbacks import PruneOnObjective
 
     class FakeTrial:
         def __init__(self) -> None:

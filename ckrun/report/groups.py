@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun.data.demographics import DEMOGRAPHIC_COLUMNS, age_band
-from ckrun.evaluate import au_scores, emotion_scores, emotion_targets
+from ckrun.metrics import au_scores, emotion_scores, emotion_targets
 
 ATTRIBUTE_NAMES = {"sex": "sex", "ethnicity": "ethnicity", "age": "age band"}
 _SEX = {"f": "female", "female": "female", "m": "male", "male": "male"}

@@ -14,11 +14,11 @@ import pandas as pd
 
 from ckrun import tracking
 from ckrun.data.labels import EMOTION_CLASSES
-from ckrun.evaluate import RULE_TEXT
 from ckrun.figures.confusion import plot_confusion
 from ckrun.figures.curves import plot_overlaid_curves
 from ckrun.figures.runs import plot_hyperparameter_effects, plot_importances, plot_run_comparison
 from ckrun.figures.scores import plot_groups, plot_per_au, plot_per_class
+from ckrun.metrics import RULE_TEXT
 from ckrun.report import analysis, collect
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Block, Bullets, Details, Figure, FigureRow, Heading, Paragraph, Table

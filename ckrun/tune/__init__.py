@@ -21,7 +21,6 @@ The package, in the order a study uses it:
 - `study.py`     open/create/load the study, consistency checks, trial counts, trials table
 - `cap.py`       the ``--max-trials`` cap across concurrent workers
 - `worker.py`    one worker's loop: objective, one trial, after-trial progress line
-- `pruning.py`   the Keras pruning callback (imports Keras; loaded only when a trial trains)
 - `champion.py`  best trial, parent-run artifacts, registration, one test evaluation
 - `plots.py`     Optuna's study plots as artifacts
 - `attrs.py`     the user attributes ckrun writes on trials

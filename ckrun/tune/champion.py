@@ -143,7 +143,7 @@ def register_best(
 
 def evaluate_champion(model_uri: str, data: PreparedData) -> dict[str, float]:
     """Score the registered model once on the test split (its own evaluate run); ``champion_*`` on the parent."""
-    from ckrun.evaluation_run import evaluate_model_uri
+    from ckrun.evaluate import evaluate_model_uri
 
     result = evaluate_model_uri(model_uri, data.source, split="test")
     test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}

@@ -40,7 +40,7 @@ def _study_params(
     options: TuneOptions, space: SearchSpace, base_cfg: TrainConfig, data: PreparedData
 ) -> dict[str, Any]:
     """The parent run's params: the fixed part of the config plus the study settings (never the storage URL)."""
-    from ckrun.train import run_params
+    from ckrun.run_logging import run_params
 
     fixed = {k: v for k, v in run_params(base_cfg, data, []).items() if k not in space.params and k != "objective"}
     fixed.pop("au_list", None)

@@ -108,8 +108,8 @@ def _end_abandoned_run(trial: Trial, trials: Sequence[FrozenTrial]) -> None:
 def _train_trial(trial: Trial, worker: Worker) -> float | Sequence[float]:
     import keras
 
+    from ckrun.model.callbacks import PruneOnObjective
     from ckrun.train import train
-    from ckrun.tune.pruning import PruneOnObjective
 
     keras.utils.clear_session()  # drop the previous trial's graphs (memory grows otherwise)
     try:

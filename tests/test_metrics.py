@@ -16,7 +16,7 @@ from sklearn.metrics import (
 
 from ckrun import names
 from ckrun.data.labels import EMOTION_CLASSES
-from ckrun.evaluate import (
+from ckrun.metrics import (
     RULE_TEXT,
     au_scores,
     diagnose_fit,

@@ -1,0 +1,119 @@
+"""What every kind of run logs the same way: its name stamp, description, params and results.
+
+The ResNet run, cross-validation, the linear baseline, `ckrun evaluate` and tuning all log
+through these helpers, so their params, metrics, tags and artifacts carry the same names
+(the MLflow naming contract of docs/architecture.md) and the compare view and reports can
+line them up.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ckrun import tracking
+from ckrun.config import TrainConfig
+from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.data.loader import PreparedData
+from ckrun.metrics import Diagnosis, SplitEvaluation
+
+
+def timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
+    return (
+        f"Two-headed ResNet (filters {list(cfg.filters)}, blocks {list(cfg.blocks)}, {cfg.image_size}px "
+        f"x{cfg.channels}) with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), {cfg.epochs} epochs, "
+        f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
+    )
+
+
+def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict[str, Any]:
+    counts = data.manifest["split"].value_counts()
+    return {
+        **cfg.params(),
+        "model": "resnet",
+        "data_source": data.source,
+        "data_format": data.source_format,
+        "data_digest": data.digest,
+        "n_train": int(counts.get("train", 0)),
+        "n_val": int(counts.get("val", 0)),
+        "n_test": int(counts.get("test", 0)),
+        "n_aus": len(aus),
+        "au_list": ",".join(aus),
+    }
+
+
+def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: str | Path) -> None:
+    """Confusion matrices (PNG + JSON), per-class and per-AU tables for val and test."""
+    from ckrun.figures.confusion import plot_confusion
+
+    for split in ("val", "test"):
+        ev = evaluations.get(split)
+        if ev is None:
+            continue
+        if ev.n_emotion:
+            png = plot_confusion(
+                ev.confusion,
+                EMOTION_CLASSES,
+                Path(tmp) / f"emotion_{split}.png",
+                f"Emotion confusion matrix ({split}, n={ev.n_emotion})",
+            )
+            tracking.log_figure_file(png, "confusion_matrix")
+            tracking.log_dict(ev.confusion_json(), f"confusion_matrix/emotion_{split}.json")
+            tracking.log_table(ev.per_class.reset_index(names="class"), f"emotion/per_class_{split}.json")
+        if len(ev.per_au):
+            tracking.log_table(ev.per_au, f"au/per_au_{split}.json")
+
+
+def log_results(
+    result_metrics: dict[str, float],
+    diagnosis: Diagnosis,
+    history: dict[str, list[float]],
+    best_epoch: int,
+    evaluations: dict[str, SplitEvaluation],
+) -> None:
+    """Everything after fitting that the ResNet run and the baseline log alike."""
+    from ckrun.figures.curves import plot_learning_curves
+
+    epochs_run = len(history.get("train_loss", [])) or 1
+    tracking.log_metrics(result_metrics, step=tracking.final_metric_step(epochs_run))
+    tracking.set_tags({"fit_diagnosis": diagnosis.verdict})
+    tracking.log_text(diagnosis.markdown(), "diagnosis.md")
+    tracking.log_dict({k: v for k, v in result_metrics.items() if np.isfinite(v)}, "metrics.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        log_evaluation_artifacts(evaluations, tmp)
+        if history.get("train_loss"):
+            tracking.log_table(
+                pd.DataFrame(
+                    {"epoch": range(1, epochs_run + 1), **{k: v for k, v in history.items() if len(v) == epochs_run}}
+                ),
+                "history.csv",
+            )
+            png = plot_learning_curves(
+                history,
+                Path(tmp) / "learning_curves.png",
+                best_epoch=best_epoch,
+                title=f"Learning curves ({diagnosis.verdict})",
+            )
+            tracking.log_figure_file(png, "plots")
+
+
+def headline(metrics: dict[str, float], diagnosis: Diagnosis, best_epoch: int | None = None) -> str:
+    """The one line a run prints when it ends: the test and val scores that matter, and the fit."""
+    parts = []
+    for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "val_emotion_f1", "val_au_f1"):
+        if key in metrics and np.isfinite(metrics[key]):
+            parts.append(f"{key} {metrics[key]:.3f}")
+    if best_epoch:
+        parts.append(f"best_epoch {best_epoch}")
+    parts.append(f"fit {diagnosis.verdict} (gap {diagnosis.fit_gap:+.3f})")
+    return "  ".join(parts)

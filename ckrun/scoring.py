@@ -1,0 +1,72 @@
+"""From a fitted model's probabilities to a run's final scores.
+
+Predict every split, tune the AU thresholds on validation, score each split with them (and
+at 0.5), and reduce it all to the flat metrics a run logs plus the objective its fit is
+diagnosed on. The ResNet run and the linear baseline share it, so their numbers compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ckrun import names
+from ckrun.arrays import SplitArrays
+from ckrun.config import TrainConfig
+from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.metrics import SplitEvaluation, emotion_targets, evaluate_split, majority_accuracy, tune_thresholds
+
+if TYPE_CHECKING:
+    from ckrun.data.pipeline import Preprocessing
+
+
+def predict_arrays(model: Any, arrays: SplitArrays, prep: Preprocessing) -> dict[str, np.ndarray]:
+    from ckrun.data.pipeline import make_dataset
+
+    if len(arrays.images) == 0:
+        return {"emotion": np.zeros((0, len(EMOTION_CLASSES))), "aus": np.zeros((0, len(prep.aus)))}
+    n = len(arrays.images)
+    replicas = int(model.distribute_strategy.num_replicas_in_sync)
+    ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64, replicas=replicas).map(lambda x, y: x)
+    out = model.predict(ds, verbose=0)
+    return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
+
+
+def score_splits(
+    probs: dict[str, dict[str, np.ndarray]], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
+) -> tuple[dict[str, SplitEvaluation], np.ndarray]:
+    """Tune AU thresholds on val, then score every split with them (and at 0.5)."""
+    thresholds = (
+        tune_thresholds(
+            arrays["val"].labels["aus"][:, : len(aus)],
+            probs["val"]["aus"][:, : len(aus)],
+            min_positives=cfg.threshold_min_positives,
+            shrinkage=cfg.threshold_shrinkage,
+        )
+        if aus
+        else np.zeros(0)
+    )
+    evaluations = {
+        split: evaluate_split(split, arrays[split].labels, probs[split], aus=aus, thresholds=thresholds)
+        for split in names.SPLITS
+        if len(arrays[split].images)
+    }
+    return evaluations, thresholds
+
+
+def summary_metrics(
+    evaluations: dict[str, SplitEvaluation], arrays: dict[str, SplitArrays], cfg: TrainConfig, has_aus: bool
+) -> tuple[dict[str, float], str]:
+    """Flat final metrics plus the fit diagnosis (shared by the ResNet and the baseline)."""
+    metrics: dict[str, float] = {}
+    for ev in evaluations.values():
+        metrics.update(ev.metrics)
+    eval_split = "test" if "test" in evaluations else "val"
+    metrics["majority_emotion_accuracy"] = majority_accuracy(
+        emotion_targets(arrays["train"].labels["emotion"]), emotion_targets(arrays[eval_split].labels["emotion"])
+    )
+    objective_kind = cfg.objective if has_aus else "emotion"
+    metrics["objective"] = names.objective(metrics, "val", objective_kind)
+    return metrics, objective_kind

@@ -1,0 +1,115 @@
+"""Everything that talks to MLflow, in one package.
+
+Other modules hand plain values (dicts, DataFrames, file paths, Keras models) to the
+functions here; nothing outside `ckrun/tracking/` imports mlflow. That keeps the MLflow
+naming contract of docs/architecture.md enforceable, lets tests point a single place at a
+temporary store, and isolates the MLflow 3 specifics: sqlite default store, `name=` for
+models, aliases in the registry, and the `MLFLOW_RUN_ID` / `MLFLOW_EXPERIMENT_ID` that
+`mlflow run` exports.
+
+Callers use the package as one door (``from ckrun import tracking; tracking.log_metrics(...)``);
+the modules behind it split that door by topic:
+
+- `store`: which store and experiment (configure, reachability, artifact root);
+- `runs`: the active run and everything logged into it;
+- `models`: logging a model and loading it back as a Predictor;
+- `registry`: registered versions, aliases and their tags;
+- `queries`: reading runs, metrics and artifacts back.
+"""
+
+from ckrun.tracking.models import (
+    KERAS_MODEL_NAME,
+    MODEL_NAME,
+    CkrunPyfunc,
+    load_predictor,
+    log_model,
+    model_run_id,
+    run_model_uri,
+)
+from ckrun.tracking.queries import (
+    child_runs,
+    copy_artifact,
+    download_artifact,
+    end_stale_run,
+    experiment_id_by_name,
+    get_run,
+    metric_history,
+    read_artifact_text,
+    search_runs,
+)
+from ckrun.tracking.registry import alias_run_id, alias_version, register_model, tag_model_version
+from ckrun.tracking.runs import (
+    KIND_TAG,
+    KINDS,
+    MAX_PARAM_LENGTH,
+    RunHandle,
+    active_run_id,
+    final_metric_step,
+    log_artifact,
+    log_dataset,
+    log_dict,
+    log_figure_file,
+    log_metrics,
+    log_params,
+    log_table,
+    log_text,
+    parent_for_mlflow_run,
+    set_tags,
+    start_run,
+)
+from ckrun.tracking.store import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_TRACKING_URI,
+    check_store,
+    configure,
+    experiment_id,
+    local_artifact_root,
+    redact_uri,
+)
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI",
+    "KERAS_MODEL_NAME",
+    "KINDS",
+    "KIND_TAG",
+    "MAX_PARAM_LENGTH",
+    "MODEL_NAME",
+    "CkrunPyfunc",
+    "RunHandle",
+    "active_run_id",
+    "alias_run_id",
+    "alias_version",
+    "check_store",
+    "child_runs",
+    "configure",
+    "copy_artifact",
+    "download_artifact",
+    "end_stale_run",
+    "experiment_id",
+    "experiment_id_by_name",
+    "final_metric_step",
+    "get_run",
+    "load_predictor",
+    "local_artifact_root",
+    "log_artifact",
+    "log_dataset",
+    "log_dict",
+    "log_figure_file",
+    "log_metrics",
+    "log_model",
+    "log_params",
+    "log_table",
+    "log_text",
+    "metric_history",
+    "model_run_id",
+    "parent_for_mlflow_run",
+    "read_artifact_text",
+    "redact_uri",
+    "register_model",
+    "run_model_uri",
+    "search_runs",
+    "set_tags",
+    "start_run",
+    "tag_model_version",
+]
