@@ -1,4 +1,4 @@
-"""Metric names in one place: Keras history keys → the MLflow scheme of DESIGN.md.
+"""Metric names in one place: Keras history keys → the MLflow names of docs/architecture.md.
 
 Keras names multi-output metrics after the heads (``val_aus_f1``); MLflow, reports and the
 tuner use ``val_au_f1``. Everything that reads or writes a metric name goes through here,

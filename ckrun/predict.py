@@ -41,7 +41,7 @@ class Predictor:
         config = yaml.safe_load(Path(config_file).read_text()) if config_file else None
         return cls(model, Preprocessing.from_json(Path(preprocessing_file).read_text()), config)
 
-    def faces(self, paths: Sequence[str], landmarks: Sequence[str | None] | None = None) -> np.ndarray:
+    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
         """Cropped, resized uint8 faces; CK+ frames find their landmark file by path."""
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
@@ -50,11 +50,11 @@ class Predictor:
             landmarks = [
                 faces.find_ckplus_landmarks(p) if self.prep.crop in ("auto", "landmarks") else None for p in paths
             ]
-        landmarks = [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
+        found: list[str | None] = [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
         mode = self.prep.crop
-        if mode == "landmarks" and any(lm is None for lm in landmarks):
+        if mode == "landmarks" and any(lm is None for lm in found):
             mode = "auto"  # a new image has no landmark file: fall back to the detector
-        boxes = faces.crop_boxes(list(map(str, paths)), landmarks, mode, self.prep.crop_margin)
+        boxes = faces.crop_boxes(list(map(str, paths)), found, mode, self.prep.crop_margin)
         return decode_faces(list(map(str, paths)), boxes, self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -78,9 +78,9 @@ class Predictor:
         return out
 
     def predict_paths(self, paths: Sequence[str | Path], landmarks: Sequence[str | None] | None = None) -> pd.DataFrame:
-        paths = [str(p) for p in paths]
-        table = self.table(self.probabilities(self.faces(paths, landmarks)))
-        table.insert(0, "path", paths)
+        names = [str(p) for p in paths]
+        table = self.table(self.probabilities(self.faces(names, landmarks)))
+        table.insert(0, "path", names)
         return table
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:

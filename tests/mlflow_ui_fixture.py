@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def log_two_runs(store: Path) -> tuple[str, dict[str, str]]:
-    """A train run and a baseline with the DESIGN.md names, logged into `store`."""
+    """A train run and a baseline with the documented MLflow names, logged into `store`."""
     from ckrun import tracking
 
     saved = os.environ.get("MLFLOW_TRACKING_URI")

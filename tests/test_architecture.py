@@ -8,6 +8,7 @@ small for the same reason. Both rules are checked with `ast`, without importing 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,61 @@ def test_the_walk_sees_relative_function_level_imports_and_skips_type_checking(t
         "pkg.typed": {"pkg.sub"},
     }
     assert cycles(graph) == [["pkg.sub.low", "pkg.top"]]
+
+
+# The layers of docs/architecture.md, lowest first: a module may import its own layer and the
+# ones below it, never one above (a regex per layer over dotted module names; first match wins).
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("foundation", r"ckrun$|ckrun\.(errors|console|names|config|markdown)$|ckrun\.data(\.(labels|ckformat))?$"),
+    ("figures", r"ckrun\.figures(\..+)?$"),
+    ("data", r"ckrun\.data\..+$"),
+    ("model", r"ckrun\.model(\.(resnet|objectives))?$"),
+    ("inference", r"ckrun\.(metrics|arrays|predict)$"),
+    ("tracking", r"ckrun\.tracking(\..+)?$"),
+    ("runs", r"ckrun\.(scoring|run_logging|train|baseline|crossval|evaluate)$|ckrun\.model\.callbacks$"),
+    ("tune", r"ckrun\.tune(\..+)?$"),
+    ("report", r"ckrun\.(report(\..+)?|ui)$"),
+    ("jobs", r"ckrun\.main_job$"),
+    ("cli", r"ckrun\.cli(\..+)?$"),
+)
+
+
+def layer_of(module: str) -> int | None:
+    return next((i for i, (_, pattern) in enumerate(LAYERS) if re.fullmatch(pattern, module)), None)
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards() -> None:
+    graph = import_graph(PACKAGE)
+    unplaced = sorted(m for m in graph if layer_of(m) is None)
+    assert not unplaced, f"modules without a layer (add them to LAYERS and docs/architecture.md): {unplaced}"
+    upward = [
+        f"  {m} ({LAYERS[layer_of(m)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"  # type: ignore[index]
+        for m, targets in sorted(graph.items())
+        for t in sorted(targets)
+        if layer_of(t) > layer_of(m)  # type: ignore[operator]
+    ]
+    assert not upward, "imports that reach up a layer (see docs/architecture.md):\n" + "\n".join(upward)
+
+
+def test_the_layer_check_catches_an_upward_import() -> None:
+    assert layer_of("ckrun.data.pipeline") < layer_of("ckrun.tracking.runs")  # type: ignore[operator]
+    assert layer_of("ckrun.model.callbacks") > layer_of("ckrun.tracking")  # type: ignore[operator]
+    assert layer_of("ckrun.nowhere") is None
+
+
+def test_only_the_tracking_package_imports_mlflow() -> None:
+    offenders = []
+    for module, path in _modules(PACKAGE).items():
+        if module.startswith("ckrun.tracking"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [f"{module}: {n}" for n in names if n == "mlflow" or n.startswith("mlflow.")]
+    assert not offenders, f"MLflow imported outside ckrun/tracking/: {offenders}"

@@ -173,7 +173,7 @@ def test_filters_and_blocks_of_different_lengths_are_rejected() -> None:
 
 
 def test_filters_alone_derive_blocks_and_strides_from_the_preset() -> None:
-    # DESIGN.md's own example: --set filters=[32,64] on the 3-stage default preset.
+    # The README's own example: --set filters=[32,64] on the 3-stage default preset.
     cfg = load_config(None, ["filters=[32,64]"])
     assert cfg.blocks == (PRESETS["default"]["blocks"][0],) * 2
     assert cfg.strides == (PRESETS["default"]["strides"][0], 2)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["preset=tiny", "epochs=2", "min_au_count=3", "threshold_min_positives=3"]
 
-DESIGN_ARTIFACTS = {
+CONTRACT_ARTIFACTS = {
     "confusion_matrix/emotion_val.png",
     "confusion_matrix/emotion_val.json",
     "confusion_matrix/emotion_test.png",
@@ -100,7 +100,7 @@ def test_run_has_every_named_param_metric_tag_and_artifact(trained) -> None:
     assert tags["ckrun.kind"] == "train"
     assert tags["fit_diagnosis"] in {"overfitting", "underfitting", "balanced"}
     assert tags["mlflow.note.content"].startswith("Two-headed ResNet")
-    assert _artifacts(result.run_id) >= DESIGN_ARTIFACTS
+    assert _artifacts(result.run_id) >= CONTRACT_ARTIFACTS
     assert run.inputs.dataset_inputs[0].dataset.digest == data.digest
 
 

@@ -55,7 +55,7 @@ def landmark_box(points: np.ndarray, margin: float) -> tuple[int, int, int]:
 def _cascade():
     import cv2
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
     if cascade.empty():
         raise DataError("OpenCV's frontal-face cascade could not be loaded (opencv-python-headless < 5 ships it)")
     return cascade
@@ -84,7 +84,7 @@ def crop_box(path: str | Path, landmarks: str | Path | None, mode: str, margin: 
     if mode not in CROP_MODES:
         raise DataError(f"unknown crop mode {mode!r} (expected one of: {', '.join(CROP_MODES)})")
     has_landmarks = landmarks is not None and not pd.isna(landmarks) and str(landmarks) != ""
-    if mode in ("landmarks", "auto") and has_landmarks:
+    if mode in ("landmarks", "auto") and has_landmarks and landmarks is not None:
         try:
             return landmark_box(ckformat.read_landmarks(Path(landmarks)), margin)
         except (OSError, ValueError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,6 +18,9 @@ from ckrun.data.default import resolve_data
 from ckrun.data.importers import import_dataset
 from ckrun.data.labels import au_columns
 from ckrun.data.split import assign_split
+
+if TYPE_CHECKING:
+    from ckrun.config import TrainConfig
 
 
 @dataclass
@@ -87,7 +91,7 @@ def prepare_data(
     )
 
 
-def prepare_for_config(data: Path | str | None, cfg: object, *, progress: bool = True) -> PreparedData:
+def prepare_for_config(data: Path | str | None, cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
     """`prepare_data` with the data settings of a TrainConfig."""
     return prepare_data(
         data,

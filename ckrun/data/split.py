@@ -99,6 +99,7 @@ def assign_split(
             return out
         except DataError as exc:
             error = error or exc
+    assert error is not None  # _ATTEMPTS >= 1: the loop either returned or caught an error
     raise error
 
 

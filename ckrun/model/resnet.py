@@ -69,7 +69,7 @@ class ResidualBlock(layers.Layer):
         x = keras.ops.relu(self.bn1(self.conv1(inputs), training=training))
         x = self.bn2(self.conv2(x), training=training)
         shortcut = inputs
-        if self.proj_conv is not None:
+        if self.proj_conv is not None and self.proj_bn is not None:
             shortcut = self.proj_bn(self.proj_conv(inputs), training=training)
         return keras.ops.relu(x + shortcut)
 

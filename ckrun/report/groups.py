@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ckrun.data.demographics import DEMOGRAPHIC_COLUMNS, age_band
 from ckrun.metrics import au_scores, emotion_scores, emotion_targets
+
+if TYPE_CHECKING:
+    from ckrun.predict import Predictor
 
 ATTRIBUTE_NAMES = {"sex": "sex", "ethnicity": "ethnicity", "age": "age band"}
 _SEX = {"f": "female", "female": "female", "m": "male", "male": "male"}
@@ -93,7 +97,7 @@ def _group_order(groups: np.ndarray, attribute: str) -> list[str]:
 
 
 def predict_groups(
-    manifest: pd.DataFrame, load_predictor: Callable[[], object], *, split: str = "test"
+    manifest: pd.DataFrame, load_predictor: Callable[[], Predictor], *, split: str = "test"
 ) -> GroupScores | None:
     """Predict `split` with the model from `load_predictor()` and score every group.
 

@@ -1,0 +1,110 @@
+"""`ckrun data ...`: generate, import and describe datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ckrun.cli.common import CONTEXT, friendly_errors
+
+
+@click.group(context_settings=CONTEXT)
+def data() -> None:
+    """Generate, import and describe datasets."""
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--subjects", type=click.IntRange(min=1), default=40, help="number of synthetic subjects")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="random seed (same seed, same bytes)")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="processes  [default: min(2, CPUs)]")
+@friendly_errors
+def data_synth(out: Path, subjects: int, seed: int, workers: int | None) -> None:
+    """Write a synthetic CK+ in the official layout to OUT."""
+    from ckrun.data.synth import generate_synthetic_ckplus
+
+    summary = generate_synthetic_ckplus(out, subjects=subjects, seed=seed, workers=workers, progress=True)
+    click.echo(
+        f"wrote {summary.frames} frames of {summary.sequences} sequences "
+        f"({summary.sequences_with_emotion} with emotion) for {summary.subjects} subjects to {out} "
+        f"in {summary.elapsed_s:.1f}s"
+    )
+
+
+@data.command("import")
+@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("manifest.csv"), help="manifest CSV to write")
+@click.option(
+    "--format", "fmt", type=click.Choice(["auto", "ckplus", "csv", "folders"]), default="auto", help="dataset layout"
+)
+@click.option("--peak-frames", type=click.IntRange(min=1), default=3, help="last N frames of a CK+ sequence labelled")
+@click.option("--require-emotion", is_flag=True, help="drop images without an emotion label")
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    help="stop at an unreadable image, or skip and list it",
+)
+@click.option(
+    "--split",
+    "split_mode",
+    type=click.Choice(["subject", "random"]),
+    default="subject",
+    help="random allows data without subject ids (scores will be optimistic)",
+)
+@click.option("--path-column", default="path", help="CSV column holding image paths")
+@click.option("--emotion-column", default="emotion", help="CSV column holding emotion names")
+@click.option("--subject-column", default="subject", help="CSV column holding subject ids")
+@click.option("--au-prefix", default="AU", help="prefix of CSV AU columns (e.g. FACS_ maps FACS_12 to AU12)")
+@friendly_errors
+def data_import(
+    data_path: Path,
+    out: Path,
+    fmt: str,
+    peak_frames: int,
+    require_emotion: bool,
+    on_bad_image: str,
+    split_mode: str,
+    path_column: str,
+    emotion_column: str,
+    subject_column: str,
+    au_prefix: str,
+) -> None:
+    """Import DATA (CK+ root, manifest CSV or folder-per-class tree) into a manifest CSV."""
+    from ckrun.data.importers import import_dataset
+    from ckrun.data.manifest import save_manifest
+    from ckrun.data.summary import format_summary, summarize
+
+    result = import_dataset(
+        data_path,
+        fmt=fmt,
+        peak_frames=peak_frames,
+        require_emotion=require_emotion,
+        on_bad_image=on_bad_image,
+        split_random=split_mode == "random",
+        path_column=path_column,
+        emotion_column=emotion_column,
+        subject_column=subject_column,
+        au_prefix=au_prefix,
+        progress=True,
+    )
+    save_manifest(result.manifest, out)
+    click.echo(format_summary(summarize(result)))
+    click.echo(f"manifest: {out}")
+
+
+@data.command("describe")
+@click.argument("data_path", metavar="DATA", required=False, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/dataset"), help="output folder")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="split seed (subjects per split)")
+@friendly_errors
+def data_describe(data_path: Path | None, out: Path, seed: int) -> None:
+    """Counts, image sizes, AU frequency and co-occurrence, splits and bias tables for DATA."""
+    from ckrun.data.describe import describe
+    from ckrun.data.loader import prepare_data
+
+    prepared = prepare_data(data_path, seed=seed)
+    desc = describe(prepared.manifest, out, progress=True)
+    click.echo(f"described {len(prepared.manifest)} images from {prepared.source}")
+    click.echo(f"summary: {desc.files.get('summary', out / 'summary.md')}")

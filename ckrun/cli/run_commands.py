@@ -1,0 +1,113 @@
+"""One model at a time: `ckrun schema`, `train`, `baseline`, `evaluate`, `predict`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ckrun.cli.common import config_options, data_option, friendly_errors, load_cfg
+
+
+@click.command("schema")
+def schema() -> None:
+    """Print the JSON schema of the run configuration (every --set key)."""
+    from ckrun.config import config_schema
+
+    click.echo(json.dumps(config_schema(), indent=2))
+
+
+@click.command("train")
+@data_option
+@config_options
+@click.option("--cv", type=click.IntRange(min=0), default=0, help="K-fold subject-exclusive cross-validation (0 = off)")
+@click.option("--system-metrics", is_flag=True, help="log CPU/memory/GPU usage with MLflow's system metrics")
+@click.option("--run-name", default=None, help="MLflow run name  [default: train-<timestamp>]")
+@friendly_errors
+def train_cmd(
+    data: Path | None,
+    experiment: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    cv: int,
+    system_metrics: bool,
+    run_name: str | None,
+) -> None:
+    """Train the two-headed ResNet and log a complete MLflow run."""
+    cfg = load_cfg(config_file, overrides)
+    from ckrun import tracking
+
+    tracking.check_store()
+    from ckrun.data.loader import prepare_for_config
+
+    prepared = prepare_for_config(data, cfg)
+    if cv:
+        from ckrun.crossval import cross_validate
+
+        folds = cross_validate(cfg, prepared, cv, experiment=experiment, system_metrics=system_metrics)
+        click.echo(f"cv run {folds.run_id}: " + folds.summary_line())
+        return
+    from ckrun.train import train
+
+    result = train(cfg, prepared, experiment=experiment, run_name=run_name, system_metrics=system_metrics)
+    click.echo(f"run id: {result.run_id}")
+    click.echo(f"model: {result.model_uri}")
+
+
+@click.command("baseline")
+@data_option
+@config_options
+@friendly_errors
+def baseline_cmd(
+    data: Path | None, experiment: str | None, config_file: Path | None, overrides: tuple[str, ...]
+) -> None:
+    """Logistic regression on downscaled pixels, on the same split, logged as a run."""
+    cfg = load_cfg(config_file, overrides)
+    from ckrun import tracking
+
+    tracking.check_store()
+    from ckrun.baseline import run_baseline
+    from ckrun.data.loader import prepare_for_config
+
+    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment)
+    click.echo(f"run id: {result.run_id}")
+
+
+@click.command("evaluate")
+@click.argument("model_uri")
+@data_option
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test", help="split to score")
+@click.option("--experiment", default=None, help="MLflow experiment for the evaluation run")
+@friendly_errors
+def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str | None) -> None:
+    """Score a logged model (runs:/… or models:/…) on DATA and log an evaluation run."""
+    from ckrun import tracking
+
+    tracking.check_store()
+    from ckrun.evaluate import evaluate_model_uri
+
+    result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment)
+    for key, value in sorted(result.metrics.items()):
+        click.echo(f"{key:32s} {value:.4f}")
+    click.echo(f"run id: {result.run_id}")
+
+
+@click.command("predict")
+@click.argument("model_uri")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", help="output format")
+@friendly_errors
+def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
+    """Emotion and AU predictions for IMAGES with a logged model's own preprocessing."""
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
+    from ckrun import tracking
+
+    predictor = tracking.load_predictor(model_uri)
+    table = predictor.predict_paths(list(images))
+    if fmt == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    else:
+        click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
