@@ -19,16 +19,25 @@ def data() -> None:
 @click.option("--subjects", type=click.IntRange(min=1), default=40, help="number of synthetic subjects")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="random seed (same seed, same bytes)")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="processes  [default: min(2, CPUs)]")
+@click.option(
+    "--difficulty",
+    type=click.Choice(["easy", "realistic"]),
+    default="realistic",
+    show_default=True,
+    help="realistic: modelled on real CK+ (the embedded default); easy: strong cartoon expressions, for fast tests",
+)
 @friendly_errors
-def data_synth(out: Path, subjects: int, seed: int, workers: int | None) -> None:
+def data_synth(out: Path, subjects: int, seed: int, workers: int | None, difficulty: str) -> None:
     """Write a synthetic CK+ in the official layout to OUT."""
     from ckrun.data.synth import generate_synthetic_ckplus
 
-    summary = generate_synthetic_ckplus(out, subjects=subjects, seed=seed, workers=workers, progress=True)
+    summary = generate_synthetic_ckplus(
+        out, subjects=subjects, seed=seed, workers=workers, difficulty=difficulty, progress=True
+    )
     click.echo(
         f"wrote {summary.frames} frames of {summary.sequences} sequences "
         f"({summary.sequences_with_emotion} with emotion) for {summary.subjects} subjects to {out} "
-        f"in {summary.elapsed_s:.1f}s"
+        f"in {summary.elapsed_s:.1f}s ({difficulty})"
     )
 
 
