@@ -80,7 +80,7 @@ def _point_at(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus: Path):
+def real(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus_easy: Path):
     from ckrun.baseline import run_baseline
     from ckrun.report import generate_report
     from ckrun.train import train
@@ -88,7 +88,8 @@ def real(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus: Path):
     root = tmp_path_factory.mktemp("report_store")
     with pytest.MonkeyPatch.context() as mp:
         use_store(mp, root)
-        data = prepare_for_config(tiny_ckplus, load_config(overrides=TINY), progress=False)
+        # The easy set: the overfitting and balanced runs need a tiny model that learns.
+        data = prepare_for_config(tiny_ckplus_easy, load_config(overrides=TINY), progress=False)
         overfit = train(load_config(overrides=OVERFIT), data, experiment="real", run_name="overfit-30ep", verbose=False)
         balanced = train(
             load_config(overrides=BALANCED), data, experiment="real", run_name="balanced-2ep", verbose=False

@@ -237,3 +237,10 @@ def test_cli_writes_the_chosen_difficulty(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "(easy)" in result.output
     assert json.loads((tmp_path / "set" / MARKER_FILE).read_text())["difficulty"] == "easy"
+
+
+def test_mlproject_synth_entry_passes_the_difficulty() -> None:
+    from test_mlproject import command_args, parse
+
+    assert parse(command_args("synth")).params["difficulty"] == DEFAULT_DIFFICULTY
+    assert parse(command_args("synth", {"difficulty": "easy"})).params["difficulty"] == "easy"
