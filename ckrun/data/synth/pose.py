@@ -59,12 +59,12 @@ class View:
         """Face-unit points as the turned head shows them (still in face units)."""
         if not self._turned:
             return pts
-        return pts @ self._turn + np.outer(depth(pts), self._depth_dir)
+        return pts @ self._turn + depth(pts)[:, None] * self._depth_dir
 
     def fixed(self, pts: np.ndarray) -> np.ndarray:
         out = pts @ self._linear + self._offset
         if self._turned:
-            out += np.outer(depth(pts), self._depth_px)
+            out += depth(pts)[:, None] * self._depth_px
         return np.rint(out).astype(np.int32)
 
     def to_pixels(self, pts: np.ndarray) -> np.ndarray:
