@@ -167,7 +167,7 @@ def test_expression_is_visible_between_first_and_last_frame(small: tuple[Path, o
         x1, y1 = np.ceil(acting.max(0) + 6).astype(int)
         face_change = np.abs(last[y0:y1, x0:x1] - first[y0:y1, x0:x1]).mean()
         corner_change = np.abs(last[:24, :24] - first[:24, :24]).mean()  # background: noise only
-        assert moved > 6, (subject, sequence, moved)
+        assert moved > 4, (subject, sequence, moved)  # realistic AUs are slight: a few px on a 640 px frame
         assert face_change > 2 * corner_change + 2, (subject, sequence, face_change, corner_change)
 
 
