@@ -168,7 +168,7 @@ def test_expression_is_visible_between_first_and_last_frame(small: tuple[Path, o
         face_change = np.abs(last[y0:y1, x0:x1] - first[y0:y1, x0:x1]).mean()
         corner_change = np.abs(last[:24, :24] - first[:24, :24]).mean()  # background: noise only
         assert moved > 4, (subject, sequence, moved)  # realistic AUs are slight: a few px on a 640 px frame
-        assert face_change > 2 * corner_change + 2, (subject, sequence, face_change, corner_change)
+        assert face_change > corner_change + 2, (subject, sequence, face_change, corner_change)  # above the noise floor
 
 
 def test_same_seed_same_bytes_whatever_the_workers(small: tuple[Path, object], tmp_path: Path) -> None:
