@@ -35,6 +35,7 @@ from ckrun.tracking.queries import (
     get_run,
     metric_history,
     read_artifact_text,
+    running_child_runs,
     search_runs,
 )
 from ckrun.tracking.registry import alias_run_id, alias_version, register_model, tag_model_version
@@ -108,6 +109,7 @@ __all__ = [
     "redact_uri",
     "register_model",
     "run_model_uri",
+    "running_child_runs",
     "search_runs",
     "set_tags",
     "start_run",
