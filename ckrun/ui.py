@@ -92,7 +92,9 @@ def _interrupt_on_sigterm() -> Any:
     """SIGTERM (e.g. from a service manager) stops the server like Ctrl-C, not orphaning it."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        from ckrun.errors import Interrupted
+
+        raise Interrupted(signum)  # a KeyboardInterrupt that exits 143, not 130
 
     if threading.current_thread() is not threading.main_thread():
         return None

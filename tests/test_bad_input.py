@@ -731,3 +731,30 @@ def test_model_code_in_the_store_is_never_run_by_ckrun(
         mlflow.pyfunc.load_model(f"runs:/{trained_model.run_id}/model")
     assert marker.read_text() == "ran"
     shutil.rmtree(tmp_path / "peek", ignore_errors=True)
+
+
+@pytest.mark.parametrize("debug", ["", "flag", "env"])
+def test_an_unforeseen_exception_fails_the_run_in_one_line_and_debug_shows_the_traceback(
+    debug: str, mlflow_store: Path, tiny_ckplus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ckrun.train
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the fit\nwith a second line")
+
+    monkeypatch.setattr(ckrun.train, "fit_model", broken)
+    monkeypatch.delenv("CKRUN_DEBUG", raising=False)
+    if debug == "env":
+        monkeypatch.setenv("CKRUN_DEBUG", "1")
+    args = ["--debug"] if debug == "flag" else []
+    result = CliRunner().invoke(cli, [*args, "train", "--data", str(tiny_ckplus), "--set", "preset=tiny"])
+    assert result.exit_code == 1
+    errors = [ln for ln in message_lines(result.stderr) if ln.startswith("error:")]
+    assert errors[0].startswith("error: RuntimeError: a bug in the fit") and len(errors) == 1
+    assert ("Traceback" in result.stderr) == bool(debug), result.stderr[-2000:]
+    if not debug:
+        assert errors[0].endswith("(ckrun --debug shows the traceback)")
+        assert message_lines(result.stderr) == errors
+    runs = tracking.search_runs()
+    assert runs["status"].tolist() == ["FAILED"]
+    assert runs["tags.ckrun.error"].iloc[0].startswith("RuntimeError: a bug in the fit")

@@ -45,7 +45,7 @@ def test_death_is_judged_by_process_on_this_machine_and_by_silence_elsewhere() -
     assert death_reason(record(here, os.getpid(), started=me.started), me, 180) is None
     assert "is gone" in (death_reason(record(here, dead_pid()), me, 180) or "")
     # a live pid that belongs to another process (pid reused after a reboot or a crash)
-    assert "is gone" in (death_reason(record(here, os.getpid(), started=me.started - 3600), me, 180) or "")
+    assert "is gone" in (death_reason(record(here, os.getpid(), started=(me.started or 0.0) - 3600), me, 180) or "")
     assert death_reason(record("elsewhere", 12345, seen_ago=60), me, 180) is None
     assert "not seen for" in (death_reason(record("elsewhere", 12345, seen_ago=600), me, 180) or "")
     assert death_reason(record(here, dead_pid(), ended=True), me, 180) is None  # finished normally

@@ -63,8 +63,8 @@ def test_sigterm_during_train_ends_the_run_killed_with_its_curves(mlflow_store: 
     """Case 1: `kill -TERM` after epoch 1 left the run RUNNING forever."""
     process = ckrun(mlflow_store, "train", "--data", str(tiny_ckplus), *TINY, "--set", "epochs=200", "--run-name", "t")
     assert process.stdout is not None
-    for line in process.stdout:  # one line per epoch; stop reading at the first
-        if line.startswith("epoch   1/"):
+    for line in process.stdout:  # one line per epoch, printed before that epoch's metrics are logged
+        if line.startswith("epoch   2/"):  # so epoch 1 is in the store by now
             break
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)

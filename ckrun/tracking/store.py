@@ -59,6 +59,8 @@ def check_store(experiment: str | None = None) -> None:
         client.search_experiments(max_results=1)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if uri.startswith("postgresql") and "No module named" in first:
+            first += " (install the PostgreSQL driver: pip install 'ckrun[postgres]')"
         raise CkrunError(f"MLflow tracking store {redact_uri(uri)} is not reachable: {first}") from None
     db = sqlite_path(uri)
     if db is not None and db.exists() and not os.access(db, os.W_OK):

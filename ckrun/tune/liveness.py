@@ -68,13 +68,12 @@ class WorkerId:
     host: str
     boot: str
     pid: int
-    started: float  # the process's start time, so a reused pid is not mistaken for it
+    started: float | None  # the process's start time, so a reused pid is not mistaken for it
 
     @classmethod
     def this_process(cls) -> WorkerId:
         host, pid = socket.gethostname(), os.getpid()
-        started = _process_start(pid) or time.time()
-        return cls(f"{host}:{pid}:{uuid.uuid4().hex[:8]}", host, _boot_id(), pid, started)
+        return cls(f"{host}:{pid}:{uuid.uuid4().hex[:8]}", host, _boot_id(), pid, _process_start(pid))
 
     @property
     def name(self) -> str:
@@ -99,7 +98,8 @@ def death_reason(record: dict[str, Any], me: WorkerId, grace_period: float) -> s
     same_machine = record.get("host") == me.host and (record.get("boot") or "") == me.boot
     if same_machine:
         started = _process_start(int(record.get("pid", -1)))
-        if started is None or abs(started - float(record.get("started", 0))) > 1.0:
+        recorded = record.get("started")
+        if started is None or (recorded is not None and abs(started - float(recorded)) > 1.0):
             return f"its process {record.get('pid')} on {me.host} is gone"
         return None
     silent = time.time() - float(record.get("seen", 0))

@@ -214,8 +214,10 @@ class _HideSkippedTrialWarnings(logging.Filter):
         self.worker = worker
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            return False
+        if record.exc_info and isinstance(
+            record.exc_info[1], KeyboardInterrupt | optuna.exceptions.UpdateFinishedTrialError
+        ):
+            return False  # said once, in one line, by the CLI or by `work`
         message = record.getMessage()
         return not any(message.startswith(f"Trial {n} failed ") for n in self.worker.hidden)
 
@@ -235,8 +237,18 @@ def clean_up_after_dead_workers(worker: Worker) -> None:
         echo(f"worker {name} is gone: its trial(s) failed and queued again, its runs ended KILLED")
 
 
+def _finished_elsewhere(exc: BaseException) -> bool:
+    """Optuna's complaint when another worker failed this worker's trial (it took it for dead)."""
+    if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a ")
+
+
 def work(worker: Worker) -> None:
     """This worker's loop: up to --n-trials trials, stopping at --timeout or --max-trials."""
+    import keras  # noqa: F401 - loaded before the first trial: TensorFlow's import holds the GIL (and so
+    # the trial heartbeat) for seconds, long enough for other workers to take a loaded machine for dead
+
     options = worker.options
     hide = _HideSkippedTrialWarnings(worker)
     optimize_logger = logging.getLogger("optuna.study._optimize")
@@ -252,12 +264,17 @@ def work(worker: Worker) -> None:
                 break
             # One trial per optimize() call: Optuna fails stale trials of crashed workers and keeps
             # this trial's heartbeat; we check the cap and the stop reasons between trials.
-            worker.study.optimize(
-                lambda trial: objective(trial, worker),
-                n_trials=1,
-                catch=(Exception,),
-                callbacks=[lambda study, frozen: after_trial(worker, study, frozen)],
-            )
+            try:
+                worker.study.optimize(
+                    lambda trial: objective(trial, worker),
+                    n_trials=1,
+                    catch=(Exception,),
+                    callbacks=[lambda study, frozen: after_trial(worker, study, frozen)],
+                )
+            except Exception as exc:
+                if not _finished_elsewhere(exc):
+                    raise
+                echo(f"another worker ended this worker's trial (no heartbeat within --grace-period?): {exc}")
             if worker.stop_reason:
                 break
     finally:
