@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 MAX_TRIALS = 3
 TUNE = [
     "--study-name", "multi", "--experiment", "multi", "--max-trials", str(MAX_TRIALS), "--pruner", "none",
-    "--heartbeat", "1", "--grace-period", "10",
-    "--set", "preset=tiny", "--set", "image_size=32", "--set", "min_au_count=3", "--set", "epochs=3",
+    "--heartbeat", "1", "--grace-period", "30",
+    "--set", "preset=tiny", "--set", "image_size=32", "--set", "min_au_count=3", "--set", "epochs=2",
 ]  # fmt: skip
 
 
@@ -132,8 +132,9 @@ def test_workers_on_two_machines_survive_a_sigkill_and_the_champion_serves_anywh
     homes = [machine(tmp_path, name, tiny_ckplus) for name in ("machine-a", "machine-b")]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
     tune = ["tune", "--data", "CK+", "--search-space", "space.yaml", "--storage", storage, *TUNE]
-    victim = on_machine(homes[0], tracking_server, *tune, "--n-trials", "3", host="a", **pipes)
-    survivor = on_machine(homes[1], tracking_server, *tune, "--n-trials", "4", host="b", **pipes)
+    workers = [*tune, "--no-register"]  # the resume registers the champion, once
+    victim = on_machine(homes[0], tracking_server, *workers, "--n-trials", "3", host="a", **pipes)
+    survivor = on_machine(homes[1], tracking_server, *workers, "--n-trials", "4", host="b", **pipes)
 
     def victims_trial() -> optuna.trial.FrozenTrial | None:
         try:
@@ -155,10 +156,11 @@ def test_workers_on_two_machines_survive_a_sigkill_and_the_champion_serves_anywh
     out, _ = survivor.communicate(timeout=900)
     assert survivor.returncode == 0, out[-4000:]
 
-    # A resume from a third machine: no trial left to run (the cap), nothing left RUNNING.
+    # A resume from a third machine: nothing left RUNNING, the champion registered through the server.
     resume = on_machine(machine(tmp_path, "machine-c", tiny_ckplus), tracking_server, *tune, "--n-trials", "1", **pipes)
     resumed, _ = resume.communicate(timeout=600)
     assert resume.returncode == 0, resumed[-4000:]
+    assert "as models:/ckplus-resnet@champion" in resumed
     elapsed = time.perf_counter() - start
 
     client = MlflowClient(tracking_server)
@@ -168,7 +170,8 @@ def test_workers_on_two_machines_survive_a_sigkill_and_the_champion_serves_anywh
     study = optuna.load_study(study_name="multi", storage=storage)
     trials = study.get_trials()
     killed = [t for t in trials if t.state.name == "FAIL"]
-    assert len(killed) == 1 and counted_trials(trials) == MAX_TRIALS, [(t.number, t.state.name) for t in trials]
+    told = [(t.number, t.state.name, t.user_attrs, t.system_attrs) for t in trials], out[-3000:], resumed[-2000:]
+    assert len(killed) == 1 and counted_trials(trials) == MAX_TRIALS, told
     assert all(t.state.name == "COMPLETE" for t in trials if t is not killed[0])
     assert any(t.system_attrs.get("failed_trial") == killed[0].number for t in trials)  # retried
     stale = client.get_run(killed[0].user_attrs[RUN_ID_ATTR])
@@ -193,8 +196,11 @@ def test_workers_on_two_machines_survive_a_sigkill_and_the_champion_serves_anywh
         "face.png"
     ]
 
+    print(f"multi-machine tuning: two workers, a SIGKILL, a resume and a prediction in {elapsed:.0f}s")
+
     # `ckrun ui` on a server points at the server's own UI.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)  # restored after the test; ui sets it too
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "multi")
     shown = CliRunner().invoke(cli, ["ui", "--tracking-uri", tracking_server])
-    assert shown.exit_code == 0 and tracking_server in shown.output and "/#/experiments/" in shown.output
-    print(f"multi-machine tuning: two workers, a SIGKILL, a resume and a prediction in {elapsed:.0f}s")
+    link = f"{tracking_server}/#/experiments/{experiment.experiment_id}/runs"
+    assert shown.exit_code == 0 and f"open {tracking_server} in a browser" in shown.output and link in shown.output

@@ -105,6 +105,10 @@ def run_tune(cfg: TrainConfig, data: PreparedData | Path | str | None, options: 
 def _run_study(
     study: Study, cfg: TrainConfig, data: PreparedData, options: TuneOptions, spec: StorageSpec, space: SearchSpace
 ) -> StudyResult:
+    # Keras first, before any sign of life: TensorFlow's import holds the GIL (so the heartbeat threads
+    # stall) for seconds, enough on a loaded machine for other workers to take this one for dead.
+    import keras  # noqa: F401
+
     from ckrun.data.pipeline import FaceCache
 
     echo(f"study {options.study_name} on {spec.label}: {options.objective} objective, space {space.source}")

@@ -246,9 +246,6 @@ def _finished_elsewhere(exc: BaseException) -> bool:
 
 def work(worker: Worker) -> None:
     """This worker's loop: up to --n-trials trials, stopping at --timeout or --max-trials."""
-    import keras  # noqa: F401 - loaded before the first trial: TensorFlow's import holds the GIL (and so
-    # the trial heartbeat) for seconds, long enough for other workers to take a loaded machine for dead
-
     options = worker.options
     hide = _HideSkippedTrialWarnings(worker)
     optimize_logger = logging.getLogger("optuna.study._optimize")
