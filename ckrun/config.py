@@ -55,6 +55,11 @@ class TrainConfig(BaseModel):
         description="subject-exclusive stratified split, random, the data's own split column, "
         "or auto (the data's split column when it has one, else subject)",
     )
+    allow_subject_overlap: bool = Field(
+        False,
+        description="accept a predefined split that puts one subject in several splits (identity leakage: "
+        "scores will be optimistic); the run is tagged ckrun.subject_overlap",
+    )
     val_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     crop: Literal["auto", "landmarks", "detector", "none"] = Field(

@@ -54,7 +54,7 @@ def run_main(
     from ckrun.data.pipeline import FaceCache
     from ckrun.train import train
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     seconds: dict[str, float] = {}
     start = _stage("data")
     prepared = prepare_for_config(data, cfg)

@@ -37,7 +37,7 @@ class Predictor:
         import ckrun.model.objectives
         import ckrun.model.resnet  # noqa: F401
 
-        model = keras.saving.load_model(keras_file, compile=False)
+        model = keras.saving.load_model(keras_file, compile=False, safe_mode=True)  # no lambdas from a file
         config = yaml.safe_load(Path(config_file).read_text()) if config_file else None
         return cls(model, Preprocessing.from_json(Path(preprocessing_file).read_text()), config)
 

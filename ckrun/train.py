@@ -25,7 +25,7 @@ from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
 from ckrun.errors import ConfigError
 from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
-from ckrun.run_logging import describe_run, headline, log_results, run_params, timestamp
+from ckrun.run_logging import describe_run, headline, log_data_caveats, log_results, run_params, timestamp
 from ckrun.scoring import predict_arrays, score_splits, summary_metrics
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ def train(
         tracking.log_text(cfg.to_yaml(), "config.yaml")
         tracking.log_table(data.manifest.drop(columns=["landmarks"], errors="ignore"), "data/split.csv")
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
+        log_data_caveats(data)
         if verbose:
             echo(f"run {run.name} ({run.run_id}): {describe_run(cfg, data)}")
 

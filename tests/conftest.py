@@ -71,3 +71,12 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory):
     server = start_ui(tmp_path_factory.mktemp("mlflow_ui"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server (installed with apt when missing); tests create their own databases."""
+    from postgres_server import running_postgres
+
+    with running_postgres() as server:
+        yield server

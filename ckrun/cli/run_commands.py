@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ckrun.cli.common import config_options, data_option, friendly_errors, load_cfg
+from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, config_options, data_option, friendly_errors, load_cfg
 
 
 @click.command("schema")
@@ -38,7 +38,7 @@ def train_cmd(
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     from ckrun.data.loader import prepare_for_config
 
     prepared = prepare_for_config(data, cfg)
@@ -66,7 +66,7 @@ def baseline_cmd(
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     from ckrun.baseline import run_baseline
     from ckrun.data.loader import prepare_for_config
 
@@ -84,10 +84,12 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
     """Score a logged model (runs:/… or models:/…) on DATA and log an evaluation run."""
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
+    from ckrun.errors import spell_options
     from ckrun.evaluate import evaluate_model_uri
 
-    result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment)
+    with spell_options(TRAINED_CONFIG_SPELLINGS):
+        result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment)
     for key, value in sorted(result.metrics.items()):
         click.echo(f"{key:32s} {value:.4f}")
     click.echo(f"run id: {result.run_id}")
