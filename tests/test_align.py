@@ -91,6 +91,26 @@ def test_targets_keep_the_landmark_crop_scale() -> None:
         assert lx + rx == pytest.approx(1.0)
 
 
+def test_aligned_faces_keep_the_scale_and_centre_of_landmark_crops(tiny_ckplus: Path) -> None:
+    # The eye targets are calibrated on the 68-point mean face: on (synthetic) CK+ faces an
+    # aligned crop must frame the face like the landmark crop it replaces, give or take a few %.
+    from ckrun.data.importers import import_dataset
+
+    manifest = import_dataset(tiny_ckplus).manifest.dropna(subset=["landmarks"]).iloc[::5]
+    geo = FaceGeometry("landmarks", 0.15, align="landmarks")
+    ratios, shifts = [], []
+    for landmarks in manifest["landmarks"]:
+        points = ckformat.read_landmarks(Path(landmarks))
+        box = faces.landmark_box(points, 0.15)
+        aligned = align.eye_matrix(align.landmark_eyes(points), geo.targets, SIZE)
+        assert aligned is not None
+        ratios.append(np.sqrt(np.linalg.det(aligned[:, :2])) / (SIZE / box[2]))
+        centre = np.array([box[1] + box[2] / 2 - 0.5, box[0] + box[2] / 2 - 0.5])
+        shifts.append(align.apply(aligned, centre[None])[0] - (SIZE / 2 - 0.5))
+    assert 0.9 < np.median(ratios) < 1.1
+    assert np.abs(np.median(shifts, axis=0)).max() < 0.05 * SIZE
+
+
 def test_unusable_eyes_keep_the_box(tmp_path: Path) -> None:
     path, landmarks, _ = _rotated_face(tmp_path, 0.0)
     points = ckformat.read_landmarks(landmarks)
@@ -169,6 +189,7 @@ def test_cache_key_changes_with_everything_the_pixels_depend_on() -> None:
     changed = [
         Preprocessing(48, 1, "landmarks", 0.15, align="landmarks"),
         Preprocessing(48, 1, "landmarks", 0.15, align="landmarks", eye_targets=(0.3, 0.3, 0.7, 0.3)),
+        Preprocessing(48, 1, "landmarks", 0.15, align="eyes", eye_targets=(0.3, 0.3, 0.7, 0.3)),
         Preprocessing(48, 1, "landmarks", 0.15, align="eyes", eye_fallback=(0.3, 0.4, 0.7, 0.4)),
         Preprocessing(48, 1, "detector", 0.15),
         Preprocessing(48, 1, "detector", 0.15, crop_fallback=(0.5, 0.4, 0.6)),
