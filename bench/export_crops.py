@@ -8,7 +8,9 @@ reads, so benchmarks and `crop: auto` can be tried on it. Crops come from the 68
 (their bounding square grown by `--margin`); an image without a landmark file is cropped by
 OpenCV's face detector and counted on the console. The CSV has `path` (relative to OUT, so the
 folder can move), `subject`, `sequence`, `frame`, `ck_emotion`, `emotion`, `split` and the AU
-columns; `--no-split` leaves `split` out so ckrun splits by subject itself.
+columns; `--no-split` leaves `split` out so ckrun splits by subject itself, and
+`--peak-distance` adds the frames-before-peak column that `frame_weight_decay` reads (the
+maintainers' export has none).
 
 DATA defaults to the embedded synthetic CK+. OUT must not exist yet (nothing is overwritten).
 """
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-emotion", action="store_true", help="keep only images with a 3-class emotion")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subject-exclusive split")
     parser.add_argument("--no-split", action="store_true", help="write no split column")
+    parser.add_argument(
+        "--peak-distance", action="store_true", help="also write peak_distance (for frame_weight_decay)"
+    )
     args = parser.parse_args(argv)
 
     from ckrun.errors import CkrunError
@@ -53,6 +58,7 @@ def export(args: argparse.Namespace) -> None:
     from ckrun.data import faces
     from ckrun.data.labels import au_columns
     from ckrun.data.loader import prepare_data
+    from ckrun.data.manifest import PEAK_DISTANCE
     from ckrun.data.pipeline import decode_faces
     from ckrun.errors import ConfigError
 
@@ -88,6 +94,8 @@ def export(args: argparse.Namespace) -> None:
     columns = ["subject", "sequence", "frame", "ck_emotion", "emotion"]
     if not args.no_split:
         columns.append("split")
+    if args.peak_distance and PEAK_DISTANCE in manifest:
+        columns.append(PEAK_DISTANCE)
     for column in [*columns, *au_columns(list(manifest.columns))]:
         table[column] = manifest[column].to_numpy()
     table.to_csv(out / "manifest.csv", index=False)

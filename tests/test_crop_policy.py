@@ -123,6 +123,9 @@ def test_detector_misses_get_the_typical_box_not_the_whole_frame(
     # Misses are cut at the scale of a typical hit, not zoomed out to the whole frame.
     assert scales[missed] == pytest.approx(np.median(scales[~missed]), rel=0.03)
     assert not np.isclose(scales[missed], SIZE / 160, rtol=0.2).any()
+    # An explicit crop=detector is surveyed the same way, also when asked of the cache directly.
+    explicit = FaceCache().images(manifest, Preprocessing(SIZE, 1, "detector", 0.15, align="none"))
+    np.testing.assert_array_equal(explicit, FaceCache().images(manifest, Preprocessing(SIZE, 1, "auto", 0.15)))
 
 
 def test_a_detector_that_finds_nothing_keeps_whole_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

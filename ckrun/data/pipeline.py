@@ -71,7 +71,12 @@ class Preprocessing:
 
     @property
     def resolved(self) -> bool:
-        return self.crop != "auto" and self.align != "auto"
+        """Whether this came out of a dataset decision (no `auto`, and what a decision adds)."""
+        if "auto" in (self.crop, self.align):
+            return False
+        return (self.crop != "detector" or bool(self.crop_fallback)) and (
+            self.align == "none" or bool(self.eye_targets)
+        )
 
     @property
     def geometry(self) -> FaceGeometry:
