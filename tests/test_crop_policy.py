@@ -128,6 +128,30 @@ def test_detector_misses_get_the_typical_box_not_the_whole_frame(
     np.testing.assert_array_equal(explicit, FaceCache().images(manifest, Preprocessing(SIZE, 1, "auto", 0.15)))
 
 
+def test_partial_landmarks_use_them_and_the_detector_for_the_rest(
+    ck_manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = ck_manifest["path"].tolist()
+    fake_detector(monkeypatch, paths, miss_every=5)
+    partial = ck_manifest.assign(landmarks=[lm if i % 2 else pd.NA for i, lm in enumerate(ck_manifest["landmarks"])])
+    auto = _decide(partial)
+    assert (auto.geometry.crop, auto.geometry.align) == ("landmarks", "none") and auto.geometry.crop_fallback
+    assert auto.line().startswith("faces: crop=landmarks (landmarks for ")
+    explicit = _decide(partial, crop="detector")  # as asked: the detector even where landmarks exist
+    assert explicit.geometry.crop == "detector"
+    matrices = placements(paths[:4], partial["landmarks"].tolist()[:4], explicit.geometry, SIZE)
+    boxes = [faces.detect_face(p, 0.15) for p in paths[:4]]
+    for matrix, box, path in zip(matrices, boxes, paths[:4], strict=True):
+        expected = box or faces_fallback(path, explicit.geometry.crop_fallback)
+        np.testing.assert_allclose(matrix, align.box_matrix(expected, SIZE))
+
+
+def faces_fallback(path: str, fallback: tuple[float, ...]) -> tuple[int, int, int]:
+    from ckrun.data.geometry import fallback_box
+
+    return fallback_box(*faces.image_size(path), fallback)
+
+
 def test_a_detector_that_finds_nothing_keeps_whole_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = blank_frames(tmp_path, 6)
     fake_detector(monkeypatch, paths, miss_every=1)

@@ -125,6 +125,11 @@ def survey(paths: Sequence[str], sample: int = SAMPLE) -> Survey:
 
 
 def already_cropped(s: Survey) -> bool:
+    """Square-ish images that are small, or where the detector is unreliable or sees a frame-filling face.
+
+    Any of these says the faces were cut out already: cropping again could only add detector
+    jitter, and its misses a second scale.
+    """
     if not SQUARE[0] <= s.median_aspect <= SQUARE[1]:
         return False
     fills = bool(s.boxes) and s.typical_box[2] >= FILLS_FRAME
@@ -145,12 +150,14 @@ def decide_crop(
         return "landmarks", (), f"landmark files for all {n} images"
     if crop == "auto" and not missing:
         return "landmarks", (), f"landmark files for all {n} images"
-    s = survey(missing, sample)
-    has = n - len(missing)
-    prefix = f"landmarks for {has} of {n} images; the rest: " if has else ""
-    if crop == "auto" and not has and already_cropped(s):
-        return "none", (), f"already cropped: {s.describe_sizes()}, {s.describe_hits()}"
-    mode = "landmarks" if has else "detector"
+    if crop == "detector":  # as asked, also where landmark files exist
+        s, mode, prefix = survey(paths, sample), "detector", ""
+    else:
+        s, has = survey(missing, sample), n - len(missing)
+        if not has and already_cropped(s):
+            return "none", (), f"already cropped: {s.describe_sizes()}, {s.describe_hits()}"
+        mode = "landmarks" if has else "detector"
+        prefix = f"landmarks for {has} of {n} images; the rest: " if has else ""
     if not s.boxes:
         return mode, (), f"{prefix}{s.describe_sizes()}, {s.describe_hits()}: misses keep the whole image"
     cx, cy, side = s.typical_box
