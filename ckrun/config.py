@@ -63,9 +63,24 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     crop: Literal["auto", "landmarks", "detector", "none"] = Field(
-        "auto", description="face crop: CK+ landmarks, OpenCV face detector, none, or auto (first that works)"
+        "auto",
+        description="face crop: CK+ landmarks, OpenCV face detector (misses get the dataset's median box), none, "
+        "or auto: decided once per dataset (landmarks when every image has them, none for already-cropped "
+        "faces, else the detector)",
     )
     crop_margin: float = Field(0.15, ge=0, le=1, description="margin around the face box, as a fraction of its size")
+    align: Literal["auto", "landmarks", "eyes", "none"] = Field(
+        "auto",
+        description="rotate and scale so the eye centres sit at fixed positions: from landmarks, from landmarks "
+        "else OpenCV's eye cascade (eyes), none, or auto (landmarks when every image has them, else none)",
+    )
+    frame_weight_decay: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="loss weight of a CK+ frame k frames before its sequence's peak is decay**k (1 = all peak "
+        "frames equal, 0 = only the peak trains); weights have mean 1 over the training split",
+    )
     cache: str = Field("memory", description="'memory' or a file path prefix for tf.data's cache")
     augment: bool = True
     rotation: float = Field(8.0, ge=0, le=45, description="max rotation in degrees")

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ckrun.data import faces
-from ckrun.data.pipeline import Preprocessing, decode_faces, normalise
+from ckrun.data.decode import decode_faces
+from ckrun.data.geometry import placements
+from ckrun.data.pipeline import Preprocessing, normalise
 from ckrun.errors import DataError
 
 
@@ -42,20 +44,21 @@ class Predictor:
         return cls(model, Preprocessing.from_json(Path(preprocessing_file).read_text()), config)
 
     def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
-        """Cropped, resized uint8 faces; CK+ frames find their landmark file by path."""
+        """Faces placed exactly as training placed them (same geometry, same decode).
+
+        CK+ frames find their landmark file by path; an image without one is cropped by the
+        detector and aligned as the training set's images without landmarks would be.
+        """
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"image not found: {missing[0]}")
+        geometry = self.prep.geometry
         if landmarks is None:
-            landmarks = [
-                faces.find_ckplus_landmarks(p) if self.prep.crop in ("auto", "landmarks") else None for p in paths
-            ]
-        found: list[str | None] = [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
-        mode = self.prep.crop
-        if mode == "landmarks" and any(lm is None for lm in found):
-            mode = "auto"  # a new image has no landmark file: fall back to the detector
-        boxes = faces.crop_boxes(list(map(str, paths)), found, mode, self.prep.crop_margin)
-        return decode_faces(list(map(str, paths)), boxes, self.prep.image_size, self.prep.channels)
+            uses_landmarks = geometry.crop in ("auto", "landmarks") or geometry.align != "none"
+            landmarks = [faces.find_ckplus_landmarks(p) if uses_landmarks else None for p in paths]
+        names = list(map(str, paths))
+        matrices = placements(names, list(landmarks), geometry, self.prep.image_size)
+        return decode_faces(names, matrices, self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Head outputs for uint8 faces (normalised here)."""

@@ -124,6 +124,7 @@ def fit_model(
         seed=cfg.seed,
         augmentation=augmentation,
         replicas=replicas,
+        weights=train.weights,  # frame weights (frame_weight_decay); mixup must mix them too
     )
     val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64), replicas=replicas)
     steps = int(train_ds.cardinality())  # batches per epoch (fewer when replicas drop the short batch)
@@ -194,6 +195,7 @@ def train(
     on_run_start: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train `cfg` on `data` inside one MLflow run and return its scores."""
+    from ckrun.arrays import face_decision
     from ckrun.data.pipeline import FaceCache
     from ckrun.model.callbacks import MlflowEpochLogger
 
@@ -219,6 +221,10 @@ def train(
         if verbose:
             echo(f"run {run.name} ({run.run_id}): {describe_run(cfg, data)}")
 
+        faces = face_decision(cfg, data, face_cache)
+        tracking.log_params(faces.params())
+        if verbose:
+            echo(faces.line())
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
         outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, MlflowEpochLogger()], verbose=verbose)
         probs = {s: predict_arrays(outcome.model, arrays[s], prep) for s in names.SPLITS}

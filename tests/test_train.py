@@ -85,6 +85,7 @@ def test_run_has_every_named_param_metric_tag_and_artifact(trained) -> None:
         assert key in params
     assert json.loads(params["filters"]) == list(cfg.filters)
     assert params["data_digest"] == data.digest
+    assert (params["crop_resolved"], params["align_resolved"]) == ("landmarks", "landmarks")  # decided per dataset
     metrics = run.data.metrics
     for split in names.SPLITS:
         for name in ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_micro", "au_precision_weighted",
