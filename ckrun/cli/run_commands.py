@@ -39,8 +39,8 @@ def train_cmd(
     run_name: str | None,
 ) -> None:
     """Train the two-headed ResNet and log a complete MLflow run."""
-    if ensemble and cv < 2:
-        raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K (K >= 2)")
+    if ensemble and not cv:
+        raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K too")
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
