@@ -151,12 +151,12 @@ class Predictor:
         emotion = np.zeros((len(images), len(self.prep.classes)))
         aus = np.zeros((len(images), len(self.prep.aus)))
         count = 0
+        columns = [[member.aus.index(a) for a in self.prep.aus] for member in self.member_preps]
         for view in tta.views(images, self.prep.tta):
-            for model, member in zip(self.models, self.member_preps, strict=True):
+            for model, member, cols in zip(self.models, self.member_preps, columns, strict=True):
                 out = _predict(model, normalise(view, member).numpy(), batch_size)
-                columns = [member.aus.index(a) for a in self.prep.aus]
                 emotion += out["emotion"]
-                aus += out["aus"][:, columns]
+                aus += out["aus"][:, cols]
                 count += 1
         return {"emotion": emotion / count, "aus": aus / count}
 

@@ -2,10 +2,12 @@
 
 `train(cfg, data)` is the single entry point that `ckrun train`, cross-validation, every
 Optuna trial and the main job reuse. It reads as the run's story: choose the AU outputs,
-build arrays and normalisation from the training split, fit with best-epoch restore, score
-clean train / val / test, tune AU thresholds on val, diagnose the fit, and log it all.
-The steps live beside it: `ckrun.arrays` (labels, arrays, weights), `ckrun.model.callbacks`
-(what runs on every epoch), `ckrun.scoring` (probabilities to scores) and `ckrun.run_logging`
+build arrays and normalisation from the training split, fit (one model, or the members of
+a seed ensemble) keeping the epoch the selection rule names, score clean train / val / test
+(with the run's test-time augmentation), tune AU thresholds on val, diagnose the fit, and log
+it all. The steps live beside it: `ckrun.arrays` (labels, arrays, weights),
+`ckrun.model.callbacks`, `.averaging` and `.selection` (what runs on every epoch),
+`ckrun.scoring` (probabilities to scores), `ckrun.ensemble` (members) and `ckrun.run_logging`
 (what every kind of run logs alike). TensorFlow is imported only inside the functions that
 fit, so importing this module stays cheap.
 """

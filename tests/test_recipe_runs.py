@@ -129,6 +129,7 @@ def test_cv_ensemble_averages_the_fold_models(store: Path, tiny_ckplus: Path) ->
 
 
 def test_ensemble_flag_needs_cross_validation(mlflow_store: Path, tiny_ckplus: Path) -> None:
-    out = CliRunner().invoke(cli, ["train", "--data", str(tiny_ckplus), "--ensemble"])
+    args = ["train", "--data", str(tiny_ckplus), "--ensemble"] + [a for o in TINY for a in ("--set", o)]
+    out = CliRunner().invoke(cli, args)
     assert out.exit_code == 2 and "--cv" in out.output
     assert not (mlflow_store / "mlflow.db").exists()
