@@ -125,6 +125,39 @@ class TrainConfig(BaseModel):
     )
     early_stopping: int = Field(0, ge=0, description="patience in epochs (0 = off; best epoch is restored anyway)")
 
+    # --- recipe: regularisers, weight averaging, epoch selection, AU loss, TTA, ensembles ----
+    # Every default keeps the plain recipe; README "Recipe options" explains each choice.
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="emotion-target smoothing epsilon (unlabelled rows stay masked)"
+    )
+    mixup: float = Field(0.0, ge=0, le=10, description="mixup Beta(alpha, alpha) within a training batch (0 = off)")
+    drop_path: float = Field(
+        0.0, ge=0, lt=1, description="stochastic depth: drop rate of the last residual block, rising linearly from 0"
+    )
+    weight_averaging: Literal["none", "ema", "swa"] = Field(
+        "none", description="keep an exponential moving average of the weights (ema) or SWA over the last epochs"
+    )
+    ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA momentum per training step")
+    swa_start: float = Field(0.75, ge=0, lt=1, description="fraction of the epochs after which SWA averages")
+    selection: Literal["best_epoch", "smoothed", "last"] = Field(
+        "best_epoch",
+        description="epoch whose weights are kept: best val objective, best moving average of it, or the last",
+    )
+    selection_window: int = Field(3, ge=1, le=50, description="epochs in the centred window of selection=smoothed")
+    au_loss: Literal["bce", "focal", "asl"] = Field(
+        "bce", description="AU head loss: binary cross-entropy, focal (Lin 2017) or asymmetric (Ridnik 2021)"
+    )
+    focal_gamma: float = Field(2.0, ge=0, le=10, description="focusing exponent of au_loss=focal")
+    asl_gamma_neg: float = Field(4.0, ge=0, le=10, description="negative focusing exponent of au_loss=asl")
+    asl_gamma_pos: float = Field(0.0, ge=0, le=10, description="positive focusing exponent of au_loss=asl")
+    asl_clip: float = Field(0.05, ge=0, lt=0.5, description="probability margin for negatives of au_loss=asl")
+    tta: Literal["none", "flip", "flip_shift"] = Field(
+        "none", description="test-time augmentation averaged in evaluation and in the logged model"
+    )
+    ensemble_seeds: int = Field(
+        1, ge=1, le=20, description="train N seeds on the split and log one model averaging them"
+    )
+
     # --- evaluation ---------------------------------------------------------------------
     threshold_min_positives: int = Field(
         10, ge=1, description="val positives an AU needs before its threshold is tuned"

@@ -22,6 +22,9 @@ def schema() -> None:
 @data_option
 @config_options
 @click.option("--cv", type=click.IntRange(min=0), default=0, help="K-fold subject-exclusive cross-validation (0 = off)")
+@click.option(
+    "--ensemble", is_flag=True, help="with --cv K: also log one model on the CV run averaging the K fold models"
+)
 @click.option("--system-metrics", is_flag=True, help="log CPU/memory/GPU usage with MLflow's system metrics")
 @click.option("--run-name", default=None, help="MLflow run name  [default: train-<timestamp>]")
 @friendly_errors
@@ -31,10 +34,13 @@ def train_cmd(
     config_file: Path | None,
     overrides: tuple[str, ...],
     cv: int,
+    ensemble: bool,
     system_metrics: bool,
     run_name: str | None,
 ) -> None:
     """Train the two-headed ResNet and log a complete MLflow run."""
+    if ensemble and not cv:
+        raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K too")
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
@@ -45,8 +51,12 @@ def train_cmd(
     if cv:
         from ckrun.crossval import cross_validate
 
-        folds = cross_validate(cfg, prepared, cv, experiment=experiment, system_metrics=system_metrics)
+        folds = cross_validate(
+            cfg, prepared, cv, experiment=experiment, system_metrics=system_metrics, ensemble=ensemble
+        )
         click.echo(f"cv run {folds.run_id}: " + folds.summary_line())
+        if folds.model_uri:
+            click.echo(f"model: {folds.model_uri}")
         return
     from ckrun.train import train
 

@@ -59,6 +59,7 @@ class Preprocessing:
     align: str = "none"
     eye_targets: tuple[float, ...] = ()
     eye_fallback: tuple[float, ...] = ()
+    tta: str = "none"  # test-time augmentation the model's predictions average over (ckrun.tta)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -286,6 +287,7 @@ def make_dataset(
     augmentation: Augmentation | None = None,
     replicas: int = 1,
     weights: np.ndarray | None = None,
+    mixup: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of (normalised image, {"emotion", "aus"}[, weight]) for fit/evaluate/predict.
 
@@ -299,7 +301,8 @@ def make_dataset(
     on per-replica batches of different sizes): training drops the short last batch (a
     different remainder each epoch, as the set is reshuffled) and evaluation sets are padded
     with unlabelled blank rows, which the masked losses and metrics ignore; callers of
-    predict drop the padded rows (`pad_rows`).
+    predict drop the padded rows (`pad_rows`). `mixup` > 0 mixes training batches after
+    augmentation (`ckrun.data.mixup`).
     """
     if replicas > 1 and not training:
         batch_size = -(-batch_size // replicas) * replicas
@@ -321,6 +324,15 @@ def make_dataset(
                 augment_batch(tf.cast(batch[0], tf.float32), tf.cast(s % (2**31), tf.int32), augmentation),
                 *batch[1:],
             ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    if training and mixup > 0:
+        from ckrun.data.mixup import mix_batch
+
+        mix_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, mix_seeds).map(
+            lambda batch, s: mix_batch(batch, tf.cast(s % (2**31), tf.int32), mixup),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )

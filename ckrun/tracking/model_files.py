@@ -37,11 +37,7 @@ def predictor_from_artifacts(artifacts: Mapping[str, str | Path]) -> Predictor:
     """
     from ckrun.predict import Predictor
 
-    return Predictor.from_files(
-        Path(artifacts["keras_model"]),
-        Path(artifacts["preprocessing"]),
-        Path(artifacts["config"]) if "config" in artifacts else None,
-    )
+    return Predictor.from_artifacts({name: str(path) for name, path in artifacts.items()})
 
 
 def _first_line(exc: BaseException) -> str:
@@ -76,7 +72,7 @@ def _predictor(model_uri: str, local: Path, conf: dict[str, Any]) -> Predictor:
         if "keras" in flavors and metadata.get("ckrun_preprocessing"):
             return _from_keras_flavour(local, flavors["keras"], metadata)
         artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
-        if "keras_model" in artifacts and "preprocessing" in artifacts:
+        if "preprocessing" in artifacts and any(name.startswith("keras_model") for name in artifacts):
             paths = {name: _inside(local, spec["path"]) for name, spec in artifacts.items() if spec.get("path")}
             return predictor_from_artifacts(paths)
     except CkrunError:

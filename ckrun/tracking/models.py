@@ -2,12 +2,14 @@
 
 A ckrun model is logged twice: the pyfunc wrapper (`model`: image paths or bytes in, a
 labelled DataFrame out, so `mlflow models serve` answers like `ckrun predict`) and the plain
-Keras flavour (`keras_model`, the preprocessing in its metadata). MLflow 3 specifics live
-here: `name=` for models and logged-model entities (``models:/<model_id>``).
+Keras flavour (`keras_model`, the preprocessing in its metadata). An ensemble (several
+Keras models averaged) is logged as the pyfunc wrapper only, one Keras file per member; the
+file layout is `ckrun.predict.Predictor`'s. MLflow 3 specifics live here: `name=` for models
+and logged-model entities (``models:/<model_id>``).
 
 The wrapper is logged as code (MLflow's models-from-code, `ckrun.tracking.pyfunc_model`), so
 loading it unpickles nothing; `load_predictor` (what ckrun itself uses) does not even run that
-code: it reads the Keras file and the preprocessing JSON (`ckrun.tracking.model_files`).
+code: it reads the Keras files and the preprocessing JSON (`ckrun.tracking.model_files`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import json
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,38 +81,46 @@ def _signature(prep_json: str) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=Schema(outputs))
 
 
-def log_model(keras_model: Any, preprocessing_json: str, config_yaml: str) -> str:
-    """Log the pyfunc wrapper (`model`) and the Keras flavour (`keras_model`); returns the runs:/ URI."""
+def log_model(
+    keras_models: Any, preprocessing_json: str, config_yaml: str, member_preprocessing: Sequence[str] | None = None
+) -> str:
+    """Log the pyfunc wrapper (`model`) and, for one model, the Keras flavour (`keras_model`).
+
+    `keras_models` is one Keras model or a list (an ensemble, averaged at prediction);
+    `member_preprocessing` gives each member its own preprocessing JSON when the members
+    were trained on different splits. Returns the runs:/ URI of the pyfunc model.
+    """
     import ckrun
+    from ckrun.data.pipeline import Preprocessing
+    from ckrun.predict import Predictor
 
     active = mlflow.active_run()
     if active is None:
         raise RuntimeError("log_model needs an active run")
     run_id = active.info.run_id
+    models = list(keras_models) if isinstance(keras_models, list | tuple) else [keras_models]
+    prep = Preprocessing.from_json(preprocessing_json)
+    members = [Preprocessing.from_json(m) for m in member_preprocessing] if member_preprocessing else None
     with tempfile.TemporaryDirectory() as tmp:
-        keras_file = Path(tmp) / "model.keras"
-        keras_model.save(keras_file)
-        prep_file = Path(tmp) / "preprocessing.json"
-        prep_file.write_text(preprocessing_json)
-        cfg_file = Path(tmp) / "config.yaml"
-        cfg_file.write_text(config_yaml)
+        artifacts = Predictor(models, prep, member_preps=members).write_artifacts(Path(tmp), config_yaml)
         quiet = ("mlflow.pyfunc", "mlflow.models.model", "mlflow.keras.save", "mlflow.utils.requirements_utils")
         with quiet_loggers(quiet), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 python_model=str(PYFUNC_CODE),  # models-from-code: nothing pickled
-                artifacts={"keras_model": str(keras_file), "preprocessing": str(prep_file), "config": str(cfg_file)},
+                artifacts=artifacts,
                 code_paths=[str(Path(ckrun.__file__).parent)],
                 signature=_signature(preprocessing_json),
                 pip_requirements=_requirements(),
             )
-            mlflow.keras.log_model(
-                keras_model,
-                name=KERAS_MODEL_NAME,
-                pip_requirements=_requirements(),
-                metadata={"ckrun_preprocessing": json.loads(preprocessing_json), "ckrun_config": config_yaml},
-            )
+            if len(models) == 1:
+                mlflow.keras.log_model(
+                    models[0],
+                    name=KERAS_MODEL_NAME,
+                    pip_requirements=_requirements(),
+                    metadata={"ckrun_preprocessing": json.loads(preprocessing_json), "ckrun_config": config_yaml},
+                )
     return f"runs:/{run_id}/{MODEL_NAME}"
 
 
