@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class SplitArrays:
     images: np.ndarray
     labels: dict[str, np.ndarray]
+    rows: pd.DataFrame | None = None  # the manifest rows behind the arrays (for per-image predictions)
 
 
 def select_aus(train: pd.DataFrame, cfg: TrainConfig, available: Sequence[str]) -> list[str]:
@@ -61,7 +62,8 @@ def build_arrays(
     arrays = {}
     for split in names.SPLITS:
         mask = (data.manifest["split"] == split).to_numpy()
-        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(data.manifest.loc[mask], aus))
+        rows = data.manifest.loc[mask].reset_index(drop=True)
+        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(rows, aus), rows)
     if len(arrays["train"].images) == 0 or len(arrays["val"].images) == 0:
         raise DataError("the train and val splits must both hold images")
     mean, std = normalisation_stats(arrays["train"].images)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ckrun.calibration import apply_temperatures
 from ckrun.data import faces
 from ckrun.data.pipeline import Preprocessing, decode_faces, normalise
 from ckrun.errors import DataError
@@ -58,12 +59,13 @@ class Predictor:
         return decode_faces(list(map(str, paths)), boxes, self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Head outputs for uint8 faces (normalised here)."""
+        """Head outputs for uint8 faces (normalised here), temperature-scaled when the model was calibrated."""
         if len(images) == 0:
             return {"emotion": np.zeros((0, len(self.prep.classes))), "aus": np.zeros((0, len(self.prep.aus)))}
         x = normalise(images, self.prep).numpy()
         out = self.model.predict(x, batch_size=batch_size, verbose=0)
-        return {"emotion": np.asarray(out["emotion"]), "aus": np.asarray(out["aus"])[:, : len(self.prep.aus)]}
+        probs = {"emotion": np.asarray(out["emotion"]), "aus": np.asarray(out["aus"])[:, : len(self.prep.aus)]}
+        return apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
 
     def table(self, probs: dict[str, np.ndarray]) -> pd.DataFrame:
         """The documented output columns: emotion, p_<class>, <AU>_prob, <AU> (0/1)."""

@@ -25,8 +25,8 @@ from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
 from ckrun.errors import ConfigError
 from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
-from ckrun.run_logging import describe_run, headline, log_results, run_params, timestamp
-from ckrun.scoring import predict_arrays, score_splits, summary_metrics
+from ckrun.run_logging import describe_run, headline, log_calibration, log_results, run_params, timestamp
+from ckrun.scoring import calibrate_probabilities, predict_arrays, score_splits, summary_metrics
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import FaceCache, Preprocessing
@@ -221,6 +221,7 @@ def train(
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
         outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, MlflowEpochLogger()], verbose=verbose)
         probs = {s: predict_arrays(outcome.model, arrays[s], prep) for s in names.SPLITS}
+        probs, temperatures = calibrate_probabilities(probs, arrays, aus, cfg)
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
         diagnosis = diagnose_fit(
@@ -238,8 +239,17 @@ def train(
             fit_gap=diagnosis.fit_gap,
             fit_seconds=outcome.seconds,
         )
+        if cfg.calibrate:
+            metrics.update(log_calibration(temperatures, aus))
         log_results(metrics, diagnosis, outcome.history, outcome.best_epoch, evaluations)
-        prep = type(prep)(**{**prep.__dict__, "thresholds": tuple(float(t) for t in thresholds)})
+        prep = type(prep)(
+            **{
+                **prep.__dict__,
+                "thresholds": tuple(float(t) for t in thresholds),
+                "emotion_temperature": temperatures.emotion,
+                "au_temperatures": temperatures.aus,
+            }
+        )
         model_uri = tracking.log_model(outcome.model, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
         if verbose:
             echo(headline(metrics, diagnosis, outcome.best_epoch))

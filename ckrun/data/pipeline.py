@@ -44,6 +44,9 @@ class Preprocessing:
     classes: tuple[str, ...] = EMOTION_CLASSES
     aus: tuple[str, ...] = ()
     thresholds: tuple[float, ...] = field(default=())
+    # Temperature scaling fitted on val (`calibrate`); 1.0 / empty = the head's own probabilities.
+    emotion_temperature: float = 1.0
+    au_temperatures: tuple[float, ...] = field(default=())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
