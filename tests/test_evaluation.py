@@ -88,13 +88,16 @@ def test_predictions_table_round_trips_through_csv_with_masks() -> None:
 # Subject-level bootstrap
 
 
-def test_interval_estimates_equal_the_logged_metrics() -> None:
+@pytest.mark.parametrize("classes", [3, 2])  # 2: one class absent from truth and predictions
+def test_interval_estimates_equal_the_logged_metrics(classes: int) -> None:
     rng = np.random.default_rng(3)
     n = 60
     au_true = rng.integers(0, 2, (n, 3)).astype(float)
     au_true[rng.random((n, 3)) < 0.1] = -1  # masked entries
-    table = _table([f"S{i % 9}" for i in range(n)], rng.integers(0, 3, n), rng.integers(0, 3, n), au_true,
-                   rng.random((n, 3)))  # fmt: skip
+    au_true[:, 2] = np.where(au_true[:, 2] == 1, 0, au_true[:, 2])  # an AU without positives
+    table = _table([f"S{i % 9}" for i in range(n)], rng.integers(0, classes, n), rng.integers(0, classes, n),
+                   au_true, rng.random((n, 3)))  # fmt: skip
+    table.loc[::7, "emotion_true"] = pd.NA  # images without an emotion label
     pred = read_predictions(table)
     ci = bootstrap_intervals(pred, samples=200, seed=1).set_index("metric")
     ev = evaluate_split("test", pred.labels(), pred.probs(), aus=AUS, thresholds=pred.thresholds)
@@ -169,6 +172,7 @@ def test_paired_test_finds_no_difference_where_there_is_none() -> None:
     a, _ = _equally_good_runs(0)
     same = paired_comparison(a, a, samples=200).table
     assert (same["difference"] == 0).all() and (same["p_value"] == 1.0).all() and not same["significant"].any()
+    assert (same["ci_low"] == 0).all() and (same["ci_high"] == 0).all()  # paired: the same subjects score both
     # Equally good runs: at alpha 0.05 the test may cry wolf about 5% of the time, not more.
     rejections = []
     for seed in range(40):
