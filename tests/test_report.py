@@ -217,7 +217,7 @@ def test_evaluation_sections_show_intervals_au_curves_calibration_and_emfacs(at_
     assert {"F1 at skew 1", "average precision", "ECE", "F1 at 0.5"} <= set(au_rows[0])
     assert "figures/evaluation/au_pr_curves_test.png" in au and "figures/evaluation/reliability_test.png" in au
     emfacs = _section(real.md, "Do the two heads agree? (EMFACS)")
-    assert f"{metrics['test_emfacs_consistency']:.0%} of" in emfacs and "Lucey et al. 2010" in emfacs
+    assert f"{metrics['test_emfacs_consistency']:.1%} of" in emfacs and "Lucey et al. 2010" in emfacs
     assert "figures/evaluation/emfacs_test.png" in emfacs
     for name in ("au_pr_curves_test", "au_threshold_f1_test", "reliability_test", "emfacs_test"):
         assert _is_png(real.out / "figures" / "evaluation" / f"{name}.png")

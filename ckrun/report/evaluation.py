@@ -135,7 +135,7 @@ def _checkable(criteria: tuple[tuple[int, ...], ...], modelled: set[int]) -> str
 
 
 def _share(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.0%}"
+    return "–" if math.isnan(value) else f"{value:.1%}"
 
 
 def emfacs_blocks(analysis: SplitAnalysis, figures: dict[str, Path], run: str) -> list[Block]:

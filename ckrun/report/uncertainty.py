@@ -78,7 +78,8 @@ def _paired_text(rows: pd.DataFrame, best: str) -> str:
             parts.append(text + (f" and worse on {', '.join(worse)}" if worse else ""))
         else:
             parts.append(f"against {other}, no difference is significant at 0.05")
-    return "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
 
 
 def uncertainty_blocks(best: pd.Series, table: pd.DataFrame) -> list[Block]:
