@@ -93,6 +93,7 @@ def main() -> int:
     c = CPU_SECONDS
     cpu_extra = c["calibration"] + (c["full"] - c["plain"]) + (c["log_after"] - c["log_before"])
 
+    parts = _part_cpu_seconds(full_evals["test"].analysis, n)
     test = arrays["test"].rows
     assert test is not None
     print(
@@ -109,7 +110,38 @@ def main() -> int:
         f"logging {c['log_after'] - c['log_before']:.3f}, extra per run {cpu_extra:.3f} "
         f"({cpu_extra - c['calibration']:.3f} without calibration)"
     )
+    print("CPU seconds per part on the test split: " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
     return 0
+
+
+def _part_cpu_seconds(analysis: Any, repeats: int) -> dict[str, float]:
+    """Median CPU seconds of each library call the analysis makes, on one split's predictions."""
+    from ckrun.au_evaluation import evaluate_aus
+    from ckrun.calibration import au_reliability, emotion_reliability
+    from ckrun.emfacs import emfacs_check
+    from ckrun.split_analysis import draw_figures
+    from ckrun.uncertainty import bootstrap_intervals, paired_comparison
+
+    pred = analysis.predictions
+    calls: dict[str, Callable[[], Any]] = {
+        "bootstrap B=1000 (subjects)": lambda: bootstrap_intervals(pred, samples=1000),
+        "bootstrap B=1000 (images)": lambda: bootstrap_intervals(pred, samples=1000, unit="image"),
+        "paired test (compare)": lambda: paired_comparison(pred, pred),
+        "AU curves + ECE": lambda: (
+            evaluate_aus(pred.au_targets, pred.au_probs, pred.aus, pred.thresholds),
+            emotion_reliability(pred.emotion_targets, pred.emotion_probs),
+            au_reliability(pred.au_targets, pred.au_probs),
+        ),
+        "EMFACS": lambda: emfacs_check(pred),
+    }
+    out = {}
+    for name, call in calls.items():
+        timed(repeats, call, name)
+        out[name] = CPU_SECONDS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        timed(repeats, lambda: draw_figures(analysis, Path(tmp)), "figures")
+    out["4 figures"] = CPU_SECONDS["figures"]
+    return out
 
 
 def _log(log: Callable[[Any, Any], None], evaluations: Any) -> None:
