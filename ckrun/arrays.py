@@ -32,6 +32,7 @@ class SplitArrays:
     images: np.ndarray
     labels: dict[str, np.ndarray]
     weights: np.ndarray | None = None  # per-image loss weights (training only; None = all 1)
+    rows: pd.DataFrame | None = None  # the manifest rows behind the arrays (for per-image predictions)
 
 
 def select_aus(train: pd.DataFrame, cfg: TrainConfig, available: Sequence[str]) -> list[str]:
@@ -65,9 +66,9 @@ def build_arrays(
     arrays = {}
     for split in names.SPLITS:
         mask = (data.manifest["split"] == split).to_numpy()
-        part = data.manifest.loc[mask]
-        weights = frame_weights(part, cfg.frame_weight_decay) if split == "train" else None
-        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(part, aus), weights)
+        rows = data.manifest.loc[mask].reset_index(drop=True)
+        weights = frame_weights(rows, cfg.frame_weight_decay) if split == "train" else None
+        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(rows, aus), weights=weights, rows=rows)
     if len(arrays["train"].images) == 0 or len(arrays["val"].images) == 0:
         raise DataError("the train and val splits must both hold images")
     mean, std = normalisation_stats(arrays["train"].images)

@@ -165,6 +165,17 @@ class TrainConfig(BaseModel):
     threshold_shrinkage: float = Field(0.5, ge=0, le=1, description="pull of tuned thresholds towards 0.5")
     overfit_gap: float = Field(0.07, gt=0, lt=1, description="train-val objective gap above which a run overfits")
     underfit_score: float = Field(0.7, gt=0, lt=1, description="clean-train objective below which a run underfits")
+    bootstrap_samples: int = Field(
+        1000, ge=0, le=100000, description="subject-level bootstrap samples for test-metric intervals (0 = none)"
+    )
+    confidence_level: float = Field(0.95, ge=0.5, lt=1, description="coverage of the bootstrap intervals")
+    calibration_bins: int = Field(10, ge=2, le=100, description="equal-width bins of reliability diagrams and ECE")
+    calibrate: bool = Field(
+        False, description="temperature-scale both heads on val (NLL) before AU thresholds are tuned; predict uses it"
+    )
+    calibrate_aus: Literal["shared", "per_au"] = Field(
+        "shared", description="one temperature for all AUs, or one per AU with threshold_min_positives val positives"
+    )
 
     # --- execution ----------------------------------------------------------------------
     seed: int = Field(0, ge=0)

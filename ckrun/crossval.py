@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ckrun import tracking
+from ckrun import names, tracking
 from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.loader import PreparedData, manifest_digest
@@ -39,8 +39,9 @@ class CVResult:
 
 
 def aggregate(fold_metrics: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (sample) standard deviation of every metric all folds report."""
+    """Mean and (sample) standard deviation of every metric all folds report (bootstrap bounds excepted)."""
     keys = set.intersection(*(set(m) for m in fold_metrics)) if fold_metrics else set()
+    keys = {k for k in keys if not names.is_interval(k)}  # a fold's interval; the folds' spread is the std
     mean, std = {}, {}
     for key in sorted(keys):
         values = np.asarray([m[key] for m in fold_metrics], float)

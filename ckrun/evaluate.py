@@ -19,7 +19,9 @@ from ckrun.data.loader import prepare_for_config
 from ckrun.data.pipeline import encode_labels
 from ckrun.errors import DataError
 from ckrun.metrics import emotion_targets, evaluate_split, majority_accuracy
+from ckrun.predictions import prediction_table
 from ckrun.run_logging import log_evaluation_artifacts, timestamp
+from ckrun.split_analysis import AnalysisSettings, attach_analysis
 
 
 @dataclass
@@ -53,6 +55,8 @@ def evaluate_model_uri(
     thresholds = np.asarray(prep.thresholds or [0.5] * len(prep.aus), float)
     label = "all" if split == "all" else split
     ev = evaluate_split(label, labels, probs, aus=list(prep.aus), thresholds=thresholds)
+    table = prediction_table(part.reset_index(drop=True), labels, probs, list(prep.aus), thresholds)
+    attach_analysis(ev, table, AnalysisSettings.from_config(cfg), intervals=True)
     metrics = dict(ev.metrics)
     train_part = manifest.loc[manifest["split"] == "train"]
     metrics["majority_emotion_accuracy"] = majority_accuracy(

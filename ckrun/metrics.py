@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from sklearn.metrics import (
 
 from ckrun import names
 from ckrun.data.labels import EMOTION_CLASSES, au_label
+
+if TYPE_CHECKING:
+    from ckrun.split_analysis import SplitAnalysis
 
 THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
 
@@ -37,6 +41,8 @@ class SplitEvaluation:
     per_au: pd.DataFrame
     n_emotion: int
     n_au_rows: int
+    predictions: pd.DataFrame | None = None  # per image (ckrun.predictions), val/test of logged runs
+    analysis: SplitAnalysis | None = None  # intervals, curves, calibration, EMFACS (ckrun.split_analysis)
 
     def confusion_json(self) -> dict:
         cm = self.confusion.astype(int)

@@ -34,6 +34,24 @@ RUN_METRICS = (
     "objective",
     "selected_val_objective",  # the epoch-selection rule's val objective at best_epoch
 )
+# From the per-image predictions of val and test (ckrun.split_analysis): calibration,
+# threshold-free and skew-normalised AU scores, and the EMFACS agreement of the two heads.
+ANALYSIS_METRICS = (
+    "emotion_ece",
+    "au_ece",
+    "au_average_precision_macro",
+    "au_f1_skew_normalised",
+    "emfacs_consistency",
+    "emfacs_consistency_truth",
+)
+# Subject-level bootstrap bounds of the headline test metrics: test_<metric>_ci_low / _ci_high.
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+
+
+def is_interval(name: str) -> bool:
+    """True for a bootstrap bound (averaging bounds over CV folds would mean nothing)."""
+    return name.endswith(INTERVAL_SUFFIXES)
+
 
 OBJECTIVE_KINDS = ("mean", "emotion", "au")
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun import tta
+from ckrun.calibration import apply_temperatures
 from ckrun.data import faces
 from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import placements
@@ -144,11 +145,13 @@ class Predictor:
         return decode_faces(names, matrices, self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Head outputs for uint8 faces: the mean over members and test-time augmentation views."""
+        """Head outputs for uint8 faces: the mean over members and test-time augmentation views,
+        temperature-scaled when the model was calibrated."""
         if len(images) == 0:
             return {"emotion": np.zeros((0, len(self.prep.classes))), "aus": np.zeros((0, len(self.prep.aus)))}
         parts = [self._chunk(images[i : i + _CHUNK], batch_size) for i in range(0, len(images), _CHUNK)]
-        return {key: np.concatenate([p[key] for p in parts]) for key in ("emotion", "aus")}
+        probs = {key: np.concatenate([p[key] for p in parts]) for key in ("emotion", "aus")}
+        return apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
 
     def _chunk(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         emotion = np.zeros((len(images), len(self.prep.classes)))

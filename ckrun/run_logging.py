@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ckrun import tracking
+from ckrun.calibration import Temperatures
 from ckrun.config import TrainConfig
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
 from ckrun.metrics import Diagnosis, SplitEvaluation
+from ckrun.prediction_logging import log_prediction_analysis
 
 
 def timestamp() -> str:
@@ -66,7 +68,7 @@ def log_data_caveats(data: PreparedData) -> None:
 
 
 def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: str | Path) -> None:
-    """Confusion matrices (PNG + JSON), per-class and per-AU tables for val and test."""
+    """Confusion matrices (PNG + JSON), per-class and per-AU tables, per-image predictions and their analysis."""
     from ckrun.figures.confusion import plot_confusion
 
     for split in ("val", "test"):
@@ -85,6 +87,20 @@ def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: str |
             tracking.log_table(ev.per_class.reset_index(names="class"), f"emotion/per_class_{split}.json")
         if len(ev.per_au):
             tracking.log_table(ev.per_au, f"au/per_au_{split}.json")
+        log_prediction_analysis(ev, tmp)
+
+
+def log_calibration(temperatures: Temperatures, aus: Sequence[str]) -> dict[str, float]:
+    """``calibration.json`` (every temperature) and the metrics a calibrated run logs."""
+    tracking.log_dict(
+        {
+            "emotion": temperatures.emotion,
+            "au_shared": temperatures.shared_au,
+            "aus": dict(zip(aus, temperatures.aus, strict=True)),
+        },
+        "calibration.json",
+    )
+    return {"temperature_emotion": temperatures.emotion, "temperature_au": temperatures.shared_au}
 
 
 def log_results(

@@ -1,8 +1,10 @@
 """From a fitted model's probabilities to a run's final scores.
 
-Predict every split, tune the AU thresholds on validation, score each split with them (and
-at 0.5), and reduce it all to the flat metrics a run logs plus the objective its fit is
-diagnosed on. The ResNet run and the linear baseline share it, so their numbers compare.
+Predict every split, optionally temperature-scale them (fitted on validation), tune the AU
+thresholds on validation, score each split with them (and at 0.5), analyse the val and test
+predictions (intervals, curves, calibration, EMFACS: `ckrun.split_analysis`), and reduce it
+all to the flat metrics a run logs plus the objective its fit is diagnosed on. The ResNet run
+and the linear baseline share it, so their numbers compare.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import numpy as np
 
 from ckrun import names
 from ckrun.arrays import SplitArrays
+from ckrun.calibration import Temperatures, apply_temperatures, fit_temperatures
 from ckrun.config import TrainConfig
 from ckrun.metrics import SplitEvaluation, emotion_targets, evaluate_split, majority_accuracy, tune_thresholds
+from ckrun.predictions import prediction_table
+from ckrun.split_analysis import AnalysisSettings, attach_analysis
+
+ANALYSED_SPLITS = ("val", "test")  # whose predictions are logged and analysed; intervals on test only
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import Preprocessing
@@ -47,7 +54,32 @@ def score_splits(
         for split in names.SPLITS
         if len(arrays[split].images)
     }
+    settings = AnalysisSettings.from_config(cfg)
+    for split, ev in evaluations.items():
+        rows = arrays[split].rows
+        if split in ANALYSED_SPLITS and rows is not None:
+            table = prediction_table(rows, arrays[split].labels, probs[split], aus, thresholds)
+            attach_analysis(ev, table, settings, intervals=split == "test")
     return evaluations, thresholds
+
+
+def calibrate_probabilities(
+    probs: dict[str, dict[str, np.ndarray]], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
+) -> tuple[dict[str, dict[str, np.ndarray]], Temperatures]:
+    """With `calibrate`, temperatures fitted on val and applied to every split; else unchanged."""
+    if not cfg.calibrate:
+        return probs, Temperatures(aus=(1.0,) * len(aus))
+    val = arrays["val"].labels
+    temperatures = fit_temperatures(
+        emotion_targets(val["emotion"]),
+        probs["val"]["emotion"],
+        val["aus"][:, : len(aus)],
+        probs["val"]["aus"][:, : len(aus)],
+        per_au=cfg.calibrate_aus == "per_au",
+        min_positives=cfg.threshold_min_positives,
+    )
+    scaled = {s: apply_temperatures(p, temperatures.emotion, temperatures.aus) for s, p in probs.items()}
+    return scaled, temperatures
 
 
 def summary_metrics(

@@ -29,8 +29,16 @@ from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
 from ckrun.errors import ConfigError
 from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
-from ckrun.run_logging import describe_run, headline, log_data_caveats, log_results, run_params, timestamp
-from ckrun.scoring import predict_arrays, score_splits, summary_metrics
+from ckrun.run_logging import (
+    describe_run,
+    headline,
+    log_calibration,
+    log_data_caveats,
+    log_results,
+    run_params,
+    timestamp,
+)
+from ckrun.scoring import calibrate_probabilities, predict_arrays, score_splits, summary_metrics
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import FaceCache, Preprocessing
@@ -271,6 +279,7 @@ def train(
         fits = fit_members(cfg, arrays, prep, callbacks=callbacks, verbose=verbose)
         outcome, models = fits[0], [f.model for f in fits]
         probs = {s: predict_arrays(models, arrays[s], prep) for s in names.SPLITS}
+        probs, temperatures = calibrate_probabilities(probs, arrays, aus, cfg)
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
         diagnosis = diagnose_fit(
@@ -291,8 +300,15 @@ def train(
         )
         if len(fits) > 1:
             metrics.update(member_metrics(fits, arrays, prep, cfg))
+        if cfg.calibrate:
+            metrics.update(log_calibration(temperatures, aus))
         log_results(metrics, diagnosis, outcome.history, outcome.best_epoch, evaluations)
-        prep = dataclasses.replace(prep, thresholds=tuple(float(t) for t in thresholds))
+        prep = dataclasses.replace(
+            prep,
+            thresholds=tuple(float(t) for t in thresholds),
+            emotion_temperature=temperatures.emotion,
+            au_temperatures=temperatures.aus,
+        )
         model_uri = tracking.log_model(models, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
         if verbose:
             echo(headline(metrics, diagnosis, outcome.best_epoch))

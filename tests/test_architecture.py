@@ -175,11 +175,19 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("figures", r"ckrun\.figures(\..+)?$"),
     ("data", r"ckrun\.data\..+$"),
     ("model", r"ckrun\.model(\.(resnet|objectives|losses|averaging|selection))?$"),
-    ("inference", r"ckrun\.(metrics|arrays|tta|predict)$"),
+    (
+        "inference",
+        r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
+        r"|split_analysis)$",
+    ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
-    ("runs", r"ckrun\.(scoring|run_logging|train|ensemble|baseline|crossval|evaluate)$|ckrun\.model\.callbacks$"),
+    (
+        "runs",
+        r"ckrun\.(scoring|run_logging|prediction_logging|train|ensemble|baseline|crossval|evaluate)$"
+        r"|ckrun\.model\.callbacks$",
+    ),
     ("tune", r"ckrun\.tune(\..+)?$"),
-    ("report", r"ckrun\.(report(\..+)?|ui)$"),
+    ("report", r"ckrun\.(report(\..+)?|ui|compare)$"),
     ("jobs", r"ckrun\.main_job$"),
     ("cli", r"ckrun\.cli(\..+)?$"),
 )

@@ -26,6 +26,7 @@ COMMANDS = [
     ["evaluate"],
     ["predict"],
     ["report"],
+    ["compare"],
     ["ui"],
     ["run"],
     ["schema"],

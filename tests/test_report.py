@@ -146,11 +146,14 @@ def test_comparison_table_has_one_row_per_run_with_the_numbers_mlflow_holds(at_r
             ("val emotion F1", "val_emotion_f1"),
             ("val AU F1", "val_au_f1"),
             ("train emotion acc", "train_emotion_accuracy"),
-            ("test emotion acc", "test_emotion_accuracy"),
-            ("test AU F1", "test_au_f1"),
             ("objective", "objective"),
         ):
             assert row[header] == f"{logged.metrics[key]:.3f}", (name, header)
+        for header, key in (("test emotion acc", "test_emotion_accuracy"), ("test AU F1", "test_au_f1")):
+            m = logged.metrics  # test scores carry their subject-level bootstrap interval: 0.908 [0.87, 0.94]
+            expected = f"{m[key]:.3f} [{m[key + '_ci_low']:.2f}, {m[key + '_ci_high']:.2f}]"
+            assert row[header] == expected, (name, header)
+            assert re.fullmatch(r"\d\.\d{3} \[\d\.\d{2}, \d\.\d{2}\]", row[header])
     trained = [r for r in rows if r["kind"] == "train"]
     assert [float(r["objective"]) for r in trained] == sorted((float(r["objective"]) for r in trained), reverse=True)
     assert rows[-2]["kind"] == "baseline"
@@ -197,6 +200,29 @@ def test_best_run_section_has_named_confusion_matrices_per_au_table_and_curves(a
     assert {"precision", "recall", "F1", "support", "threshold"} <= set(au_table[0])
     assert "Detected worst:" in section
     assert "figures/best_learning_curves.png" in section and "figures/top_runs_curves.png" in section
+
+
+@pytest.mark.slow
+def test_evaluation_sections_show_intervals_au_curves_calibration_and_emfacs(at_real) -> None:
+    real = at_real
+    best = max(("overfit-30ep", "balanced-2ep"), key=lambda n: real.runs[n].metrics["objective"])
+    metrics = real.runs[best].metrics
+    uncertainty = _section(real.md, "Uncertainty")
+    rows = {r["metric"]: r["test [CI]"] for r in _table_rows(uncertainty)}
+    low, high = metrics["test_emotion_f1_ci_low"], metrics["test_emotion_f1_ci_high"]
+    assert rows["emotion macro-F1"] == f"{metrics['test_emotion_f1']:.3f} [{low:.2f}, {high:.2f}]"
+    paired = _table_rows(_subsection(uncertainty, "Is the best run really better?"))
+    assert {r["against"] for r in paired} >= {"baseline"} and all(0 <= float(r["p"]) <= 1 for r in paired)
+    au = _section(real.md, "Action-unit evaluation")
+    au_rows = _table_rows(au)
+    assert [r["action unit"].split()[0] for r in au_rows] == list(real.runs[best].preprocessing.aus)
+    assert {"F1 at skew 1", "average precision", "ECE", "F1 at 0.5"} <= set(au_rows[0])
+    assert "figures/evaluation/au_pr_curves_test.png" in au and "figures/evaluation/reliability_test.png" in au
+    emfacs = _section(real.md, "Do the two heads agree? (EMFACS)")
+    assert f"{metrics['test_emfacs_consistency']:.1%} of" in emfacs and "Lucey et al. 2010" in emfacs
+    assert "figures/evaluation/emfacs_test.png" in emfacs
+    for name in ("au_pr_curves_test", "au_threshold_f1_test", "reliability_test", "emfacs_test"):
+        assert _is_png(real.out / "figures" / "evaluation" / f"{name}.png")
 
 
 @pytest.mark.slow

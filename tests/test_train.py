@@ -33,7 +33,19 @@ CONTRACT_ARTIFACTS = {
     "diagnosis.md",
     "config.yaml",
     "data/split.csv",
+    "predictions/val.csv",
+    "predictions/test.csv",
+    "uncertainty/intervals_test.json",
+    "au/curves_test.json",
+    "calibration/reliability_test.json",
+    "emfacs/consistency_test.json",
+    "emfacs/contradictions_test.csv",
+    "plots/au_pr_curves_test.png",
+    "plots/au_threshold_f1_test.png",
+    "plots/reliability_test.png",
+    "plots/emfacs_test.png",
 }
+HEADLINE = ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
 
 
 def _artifacts(run_id: str, path: str = "") -> set[str]:
@@ -59,7 +71,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(store: Path, tiny_ckplus: Path):
     from ckrun.train import train
 
-    cfg = load_config(overrides=TINY)
+    cfg = load_config(overrides=[*TINY, "calibrate=true"])
     data = prepare_for_config(tiny_ckplus, cfg, progress=False)
     result = train(cfg, data, experiment="unit", verbose=False)
     return cfg, data, result
@@ -103,6 +115,71 @@ def test_run_has_every_named_param_metric_tag_and_artifact(trained) -> None:
     assert tags["mlflow.note.content"].startswith("Two-headed ResNet")
     assert _artifacts(result.run_id) >= CONTRACT_ARTIFACTS
     assert run.inputs.dataset_inputs[0].dataset.digest == data.digest
+
+
+def test_predictions_intervals_and_analysis_are_logged(trained, tmp_path: Path) -> None:
+    from ckrun.metrics import evaluate_split
+    from ckrun.predictions import read_predictions_csv
+
+    _, data, result = trained
+    metrics = tracking.get_run(result.run_id).data.metrics
+    for name in HEADLINE:
+        low, value, high = (metrics[f"test_{name}{s}"] for s in ("_ci_low", "", "_ci_high"))
+        assert low - 1e-9 <= value <= high + 1e-9, name  # (the counts and sklearn round differently)
+    for name in ("emotion_ece", "au_ece", "au_average_precision_macro", "au_f1_skew_normalised", "emfacs_consistency",
+                 "emfacs_consistency_truth"):  # fmt: skip
+        assert 0.0 <= metrics[f"test_{name}"] <= 1.0 and f"val_{name}" in metrics, name
+    text = tracking.read_artifact_text(result.run_id, "predictions/test.csv")
+    pred = read_predictions_csv(text, "predictions/test.csv")
+    test = data.part("test")
+    assert pred.frame["path"].tolist() == test["path"].tolist()
+    assert pred.frame["subject"].tolist() == test["subject"].tolist()
+    assert pred.aus == list(result.preprocessing.aus)
+    assert np.allclose(pred.thresholds, result.preprocessing.thresholds)
+    # The logged table alone reproduces the logged test scores (what compare and the report rely on).
+    rescored = evaluate_split("test", pred.labels(), pred.probs(), aus=pred.aus, thresholds=pred.thresholds).metrics
+    for name in (*HEADLINE, "au_f1_05", "au_roc_auc_macro"):
+        assert rescored[f"test_{name}"] == pytest.approx(metrics[f"test_{name}"], abs=1e-6), name
+    per_au = pd.read_json(tracking.download_artifact(result.run_id, "au/per_au_test.json", tmp_path))
+    assert {"average_precision", "f1_05", "f1_skew_normalised", "skew", "ece"} <= set(per_au.columns)
+
+
+def test_calibration_is_fitted_logged_and_applied_by_predict(trained) -> None:
+    from ckrun.predictions import read_predictions_csv
+
+    _, data, result = trained
+    prep = result.preprocessing
+    metrics = tracking.get_run(result.run_id).data.metrics
+    assert metrics["temperature_emotion"] == pytest.approx(prep.emotion_temperature)
+    assert prep.emotion_temperature != 1.0 and len(prep.au_temperatures) == len(prep.aus)
+    assert json.loads(tracking.read_artifact_text(result.run_id, "calibration.json"))["emotion"] == pytest.approx(
+        prep.emotion_temperature)  # fmt: skip
+    logged = read_predictions_csv(tracking.read_artifact_text(result.run_id, "predictions/test.csv"), "t").frame
+    paths = data.part("test")["path"].head(4).tolist()
+    predicted = tracking.load_predictor(result.model_uri).predict_paths(paths)  # the served model scales too
+    columns = ["p_negative", "p_positive", "p_surprise", *(f"{au}_prob" for au in prep.aus)]
+    assert np.allclose(predicted[columns].to_numpy(), logged[columns].head(4).to_numpy(), atol=1e-4)
+
+
+def test_compare_pairs_runs_on_their_logged_predictions(trained, tiny_ckplus: Path, tmp_path: Path) -> None:
+    _, _, result = trained
+    out = CliRunner().invoke(cli, ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "unit"])
+    evaluation = out.output.strip().splitlines()[-1].split()[-1]
+    assert "predictions/test.csv" in _artifacts(evaluation)
+    same = CliRunner().invoke(cli, ["compare", result.run_id, evaluation, "--out", str(tmp_path / "cmp.csv")])
+    assert same.exit_code == 0, same.output
+    assert "emotion_f1: no significant difference at 0.05 (difference +0.000, p = 1.000)." in same.output
+    table = pd.read_csv(tmp_path / "cmp.csv")
+    assert set(table["metric"]) == set(HEADLINE) and (table["difference"] == 0).all()
+    again = CliRunner().invoke(cli, ["compare", result.run_id, evaluation, "--out", str(tmp_path / "cmp.csv")])
+    assert again.exit_code == 1 and "exists" in again.output  # nothing the user wrote is overwritten
+    with tracking.start_run(kind="train", run_name="no-predictions", experiment="unit") as bare:
+        pass
+    missing = CliRunner().invoke(cli, ["compare", result.run_id, bare.run_id])
+    assert (
+        missing.exit_code == 1 and missing.output.startswith("error:") and "no predictions/test.csv" in missing.output
+    )
+    assert len(missing.output.strip().splitlines()) == 1
 
 
 def test_per_epoch_metrics_are_logged_with_epoch_steps(trained) -> None:
@@ -197,7 +274,13 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
     final = {k for k in result.metrics if k.split("_")[0] in names.SPLITS}
     assert final <= set(run.data.metrics)
     assert "majority_emotion_accuracy" in run.data.metrics
-    assert {"confusion_matrix/emotion_test.json", "au/per_au_test.json", "diagnosis.md"} <= _artifacts(base.run_id)
+    assert {"confusion_matrix/emotion_test.json", "au/per_au_test.json", "diagnosis.md", "predictions/test.csv",
+            "predictions/val.csv"} <= _artifacts(base.run_id)  # fmt: skip
+    assert {f"test_{m}_ci_low" for m in HEADLINE} <= set(run.data.metrics)
+    from ckrun.compare import compare_runs
+
+    paired = compare_runs(result.run_id, base.run_id, samples=200, permutations=500)
+    assert paired.result.n_images == len(data.part("test")) and set(paired.result.table["metric"]) == set(HEADLINE)
 
 
 def test_invalid_config_is_rejected_before_a_run_exists(mlflow_store: Path, tiny_ckplus: Path) -> None:
@@ -250,6 +333,9 @@ def test_cross_validation_logs_folds_and_mean_std(store: Path, tiny_ckplus: Path
     values = children["metrics.test_emotion_f1"].to_numpy()
     assert parent.data.metrics["test_emotion_f1"] == pytest.approx(values.mean())
     assert parent.data.metrics["test_emotion_f1_std"] == pytest.approx(values.std(ddof=1))
+    assert not [k for k in parent.data.metrics if names.is_interval(k)]  # fold intervals are not averaged
+    folds = pd.read_csv(tracking.download_artifact(result.run_id, "cv_folds.csv", Path.cwd() / "cv"))
+    assert (folds["test_emotion_f1_ci_low"] <= folds["test_emotion_f1"]).all()
     tested = [set(pd.read_csv(tracking.download_artifact(r, "data/split.csv", Path.cwd() / r)).query(
         "split == 'test'")["subject"]) for r in children["run_id"]]  # fmt: skip
     assert set.union(*tested) == set(data.manifest["subject"]) and sum(map(len, tested)) == data.manifest[

@@ -16,7 +16,7 @@ from ckrun.cli.common import CONTEXT, quiet_tensorflow, set_debug
 from ckrun.cli.data_commands import data
 from ckrun.cli.run_commands import baseline_cmd, evaluate_cmd, predict_cmd, schema, train_cmd
 from ckrun.cli.study_commands import run_cmd, tune_cmd
-from ckrun.cli.view_commands import report_cmd, ui_cmd
+from ckrun.cli.view_commands import compare_cmd, report_cmd, ui_cmd
 
 
 @click.group(context_settings=CONTEXT)
@@ -41,6 +41,7 @@ for command in (
     predict_cmd,
     tune_cmd,
     report_cmd,
+    compare_cmd,
     ui_cmd,
     run_cmd,
 ):

@@ -1,4 +1,4 @@
-"""Looking at results: `ckrun report` and `ckrun ui`."""
+"""Looking at results: `ckrun report`, `ckrun compare` and `ckrun ui`."""
 
 from __future__ import annotations
 
@@ -49,3 +49,37 @@ def ui_cmd(host: str, port: int, tracking_uri: str | None) -> None:
     from ckrun.ui import serve_ui
 
     serve_ui(host=host, port=port, tracking_uri=tracking_uri)
+
+
+@click.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--split", default="test", help="split whose logged predictions are compared (predictions/SPLIT.csv)")
+@click.option("--samples", type=click.IntRange(min=100), default=1000, help="paired subject-bootstrap samples (CI)")
+@click.option("--permutations", type=click.IntRange(min=100), default=10000, help="random subject swaps (p-value)")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, help="confidence level of the interval")
+@click.option("--alpha", type=click.FloatRange(0.001, 0.5), default=0.05, help="significance level")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="seed of the bootstrap and the swaps")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="also write the table as CSV (new file)")
+@friendly_errors
+def compare_cmd(
+    run_a: str,
+    run_b: str,
+    split: str,
+    samples: int,
+    permutations: int,
+    level: float,
+    alpha: float,
+    seed: int,
+    out: Path | None,
+) -> None:
+    """Paired subject-level test of two runs on the same test images (from their logged predictions)."""
+    from ckrun.compare import compare_runs, write_comparison
+
+    result = compare_runs(
+        run_a, run_b, split=split, samples=samples, permutations=permutations, level=level, alpha=alpha, seed=seed
+    )
+    for line in result.lines():
+        click.echo(line)
+    if out is not None:
+        click.echo(f"table: {write_comparison(result, out)}")

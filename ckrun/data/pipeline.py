@@ -60,6 +60,9 @@ class Preprocessing:
     eye_targets: tuple[float, ...] = ()
     eye_fallback: tuple[float, ...] = ()
     tta: str = "none"  # test-time augmentation the model's predictions average over (ckrun.tta)
+    # Temperature scaling fitted on val (`calibrate`); 1.0 / empty = the head's own probabilities.
+    emotion_temperature: float = 1.0
+    au_temperatures: tuple[float, ...] = field(default=())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -1,7 +1,9 @@
 """`generate_report`: collect runs from MLflow, analyse them, render report.md and report.html.
 
 The story a report tells, in order: how the runs compare, which overfit, underfit or
-balance and which one wins (and why), what the winner gets right and wrong, which
+balance and which one wins (and why), what the winner gets right and wrong, how sure those
+scores are (intervals, paired tests), how its AU detectors and probabilities hold up and
+whether its two heads agree (EMFACS), how cross-validation folds spread, which
 hyperparameters mattered, whether it serves every group equally, and what the data itself
 allows one to conclude.
 """
@@ -22,8 +24,10 @@ from ckrun.errors import CkrunError
 from ckrun.report import collect, outdir, sections
 from ckrun.report.dataset import dataset_blocks, describe_data
 from ckrun.report.document import Bullets, Document, Heading, Paragraph, to_html, to_markdown
+from ckrun.report.evaluation import evaluation_blocks
 from ckrun.report.groups import GroupScores, demographic_columns, predict_groups
 from ckrun.report.study import param_importances
+from ckrun.report.uncertainty import cv_blocks
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -78,6 +82,8 @@ def _write_report(
     doc.blocks += sections.analysis_blocks(runs, diagnoses, best, majority, obj_kind)
     if best is not None:
         doc.blocks += sections.best_run_blocks(best, runs.table, fig_dir)
+        doc.blocks += evaluation_blocks(best, runs.table, fig_dir)
+    doc.blocks += cv_blocks(runs.table)
     importances, study_note = param_importances(study, storage) if study else (None, None)
     doc.blocks += sections.hyperparameter_blocks(runs.table, best, fig_dir, obj_kind, importances, study, study_note)
     if manifest is not None and best is not None:

@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ckrun import tracking
+from ckrun import names, tracking
 from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.predictions import Predictions, read_predictions_csv
 
 # Runs that are compared; study parents and evaluation runs feed other columns.
 COMPARED_KINDS = ("train", "trial", "baseline", "cv")
 TRAINED_KINDS = ("train", "trial")
 PARAM_COLUMNS = ("l2", "learning_rate", "epochs", "filters", "blocks", "objective_kind")
-METRIC_COLUMNS = (
+METRIC_COLUMNS: tuple[str, ...] = (
     "best_epoch",
     "epochs_run",
     "train_emotion_accuracy",
@@ -41,7 +42,14 @@ METRIC_COLUMNS = (
     "fit_gap",
     "majority_emotion_accuracy",
 )
-TEST_METRICS = tuple(m for m in METRIC_COLUMNS if m.startswith("test_"))
+# Bootstrap bounds of the headline test metrics (runs), and the fold spread (cv parents).
+INTERVAL_COLUMNS = tuple(
+    f"test_{m}{suffix}"
+    for m in ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
+    for suffix in (*names.INTERVAL_SUFFIXES, "_std")
+)
+METRIC_COLUMNS = (*METRIC_COLUMNS, *INTERVAL_COLUMNS)
+TEST_METRICS = tuple(m for m in METRIC_COLUMNS if m.startswith("test_") and not m.endswith("_std"))
 
 
 @dataclass
@@ -250,6 +258,18 @@ def split_manifest(run_id: str) -> pd.DataFrame | None:
     if not text:
         return None
     return pd.read_csv(io.StringIO(text), dtype={"subject": str, "sequence": str})
+
+
+def predictions(run_id: str, split: str) -> Predictions | None:
+    """``predictions/{split}.csv``: the run's per-image predictions, or None when it logged none."""
+    text = tracking.read_artifact_text(run_id, f"predictions/{split}.csv")
+    return read_predictions_csv(text, f"run {run_id}: predictions/{split}.csv") if text else None
+
+
+def cv_folds(run_id: str) -> pd.DataFrame | None:
+    """``cv_folds.csv`` of a cross-validation parent: one row per fold with its metrics."""
+    text = tracking.read_artifact_text(run_id, "cv_folds.csv")
+    return pd.read_csv(io.StringIO(text)) if text else None
 
 
 def run_config(run_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from ckrun.report import analysis, collect
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Block, Bullets, Details, Figure, FigureRow, Heading, Paragraph, Table
 from ckrun.report.groups import ATTRIBUTE_NAMES, GroupScores
+from ckrun.report.uncertainty import fmt_interval
 
 TOP_RUNS = 5  # runs whose learning curves are overlaid
 
@@ -101,9 +102,9 @@ def comparison_frame(table: pd.DataFrame, majority: Mapping[str, Any] | None) ->
                 fmt(row.get("val_emotion_accuracy")),
                 fmt(row.get("val_emotion_f1")),
                 fmt(row.get("val_au_f1")),
-                fmt(row.get("test_emotion_accuracy")) + test_mark,
-                fmt(row.get("test_emotion_f1")) + test_mark,
-                fmt(row.get("test_au_f1")) + test_mark,
+                fmt_interval(row, "test_emotion_accuracy") + test_mark,
+                fmt_interval(row, "test_emotion_f1") + test_mark,
+                fmt_interval(row, "test_au_f1") + test_mark,
                 fmt(row.get("objective")),
                 str(row.get("fit_diagnosis", "") or "–"),
             ]
@@ -120,7 +121,8 @@ def comparison_blocks(
     caption = (
         f"Sorted by the {analysis.OBJECTIVE_WORDS.get(obj_kind, 'validation objective')} (best first); the pixel "
         "baseline and the majority-class rule follow as references. train = clean training images (no augmentation); "
-        "epochs (best) = epochs configured (epoch restored). * test scores from a later `ckrun evaluate` run."
+        "epochs (best) = epochs configured (epoch restored). Test scores: value [subject-level bootstrap interval]; "
+        "cross-validation: mean ± SD over folds. * test scores from a later `ckrun evaluate` run."
     )
     blocks.append(Table(comparison_frame(runs.table, majority), caption))
     path = plot_run_comparison(runs.table, fig_dir / "run_comparison.png", objective_label=objective_label(obj_kind))
