@@ -3,9 +3,10 @@
 The emotion head and the AU head are separate linear models, and the validation objective
 (`names.objective`) is the mean of their scores, so choosing each head's C by its own part of
 the objective (emotion macro-F1; AU macro-F1 with the ResNet's val-tuned thresholds) is the
-pair of Cs with the best objective. All AUs share one C: validation holds 10-40 positives of
-a typical CK+ AU, and picking 7 Cs for each of ~19 AUs on it (on top of thresholds tuned on
-the same rows) would fit validation noise; one shared C is one decision over every AU's rows.
+pair of Cs with the best objective. All AUs share one C: a rare AU has only a handful of
+positive frames in a ~200-image validation split, and choosing a C for each of ~19 AUs on them
+(on top of thresholds tuned on the same rows) would fit validation noise; one shared C is one
+decision over every AU's rows.
 Ties go to the smaller C (stronger regularisation). Test rows are predicted only once the
 choice is made, so they cannot influence it.
 """
