@@ -178,13 +178,13 @@ LAYERS: tuple[tuple[str, str], ...] = (
     (
         "inference",
         r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
-        r"|split_analysis)$",
+        r"|split_analysis)$|ckrun\.baselines(\.(features|families|verdict))?$",
     ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
     (
         "runs",
         r"ckrun\.(scoring|run_logging|prediction_logging|train|ensemble|baseline|crossval|evaluate)$"
-        r"|ckrun\.model\.callbacks$",
+        r"|ckrun\.(model\.callbacks|baselines\.selection)$",
     ),
     ("tune", r"ckrun\.tune(\..+)?$"),
     ("report", r"ckrun\.(report(\..+)?|ui|compare)$"),

@@ -95,12 +95,12 @@ def real(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus_easy: Path):
         balanced = train(
             load_config(overrides=BALANCED), data, experiment="real", run_name="balanced-2ep", verbose=False
         )
-        baseline = run_baseline(load_config(overrides=TINY), data, experiment="real")
+        baseline = run_baseline(load_config(overrides=TINY), data, experiment="real", c_grid=(1e-3, 0.1))
         html = generate_report(experiment="real", out=root / "reports" / "real")
         yield SimpleNamespace(
             root=root,
             data=data,
-            runs={"overfit-30ep": overfit, "balanced-2ep": balanced, "baseline": baseline},
+            runs={"overfit-30ep": overfit, "balanced-2ep": balanced, f"baseline-{baseline.model}": baseline},
             html=html,
             md=(html.parent / "report.md").read_text(),
             out=html.parent,

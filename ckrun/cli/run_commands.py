@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES
 from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, config_options, data_option, friendly_errors, load_cfg
 
 
@@ -68,11 +69,34 @@ def train_cmd(
 @click.command("baseline")
 @data_option
 @config_options
+@click.option(
+    "--model",
+    type=click.Choice(MODEL_CHOICES),
+    default=DEFAULT_MODEL,
+    help="logistic regression or linear SVM on 48 px pixels, linear SVM on HOG, or the best of them on val",
+)
+@click.option(
+    "--c-grid",
+    default=",".join(f"{c:g}" for c in C_GRID),
+    metavar="C,C,...",
+    help="regularisation strengths tried for each head (comma-separated, positive)",
+)
 @friendly_errors
 def baseline_cmd(
-    data: Path | None, experiment: str | None, config_file: Path | None, overrides: tuple[str, ...]
+    data: Path | None,
+    experiment: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    model: str,
+    c_grid: str,
 ) -> None:
-    """Logistic regression on downscaled pixels, on the same split, logged as a run."""
+    """Tuned linear baselines (C chosen on val) on the same split, logged as a run."""
+    try:
+        grid = [float(c) for c in c_grid.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers, received {c_grid!r}", param_hint="--c-grid"
+        ) from None
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
@@ -80,7 +104,7 @@ def baseline_cmd(
     from ckrun.baseline import run_baseline
     from ckrun.data.loader import prepare_for_config
 
-    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment)
+    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment, model=model, c_grid=grid)
     click.echo(f"run id: {result.run_id}")
 
 
