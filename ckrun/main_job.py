@@ -9,6 +9,7 @@ stage.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from ckrun import tracking
 from ckrun.baselines import family_label
 from ckrun.baselines.verdict import compare
 from ckrun.config import TrainConfig
-from ckrun.console import echo
+from ckrun.console import echo, warn
 
 if TYPE_CHECKING:
     from ckrun.train import TrainResult
@@ -112,22 +113,38 @@ def register_champion(trained: TrainResult, study: Any, name: str) -> str | None
     """Register the better of the default run and the study's best trial as ``@champion``.
 
     A short study on the quick space often loses to the full default recipe; the champion
-    is whichever scores the higher validation objective, so the registry never regresses.
+    is whichever run logged the higher validation `objective` (for a Pareto study, that of the
+    front member the study calls best), so the registry never regresses. A candidate that
+    logged no model cannot be registered; the next one is, and the user is told.
     """
-    candidates = [(trained.metrics.get("objective", float("-inf")), trained.run_id, "the default ResNet run")]
+    candidates: list[tuple[float, str, str, dict[str, Any]]] = [
+        (_finite(trained.metrics.get("objective")), trained.run_id, "the default ResNet run", {})
+    ]
     best = study.best_trial
-    if best is not None and study.best_run_id and best.values is not None and len(best.values) == 1:
-        candidates.append((float(best.values[0]), study.best_run_id, f"trial {best.number} of {study.study_name}"))
-    value, run_id, label = max(candidates, key=lambda c: c[0])
-    source = tracking.run_model_uri(run_id)
-    if source is None:
-        return None
-    version = tracking.register_model(source, name, alias="champion")
-    tracking.tag_model_version(name, version, {"ckrun.source_run_id": run_id, "ckrun.val_objective": f"{value:.4f}"})
-    others = ", ".join(f"{lbl} {v:.3f}" for v, _, lbl in candidates if lbl != label)
-    echo(f"champion: {label} (val objective {value:.3f}{'; ' + others if others else ''}) "
-         f"-> models:/{name}@champion (version {version})")  # fmt: skip
-    return f"models:/{name}@champion"
+    if best is not None and study.best_run_id:
+        logged = tracking.get_run(study.best_run_id).data.metrics.get("objective")
+        trial_tags = {"ckrun.study_name": study.study_name, "ckrun.trial_number": best.number}
+        label = f"trial {best.number} of {study.study_name}"
+        candidates.append((_finite(logged), study.best_run_id, label, trial_tags))
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    for value, run_id, label, tags in candidates:
+        source = tracking.run_model_uri(run_id)
+        if source is None:
+            warn(f"{label} (val objective {value:.3f}) logged no model (log_model=false?): not registered")
+            continue
+        version = tracking.register_model(source, name, alias="champion")
+        tracking.tag_model_version(
+            name, version, {"ckrun.source_run_id": run_id, "ckrun.val_objective": f"{value:.4f}", **tags}
+        )
+        others = ", ".join(f"{lbl} {v:.3f}" for v, _, lbl, _ in candidates if lbl != label)
+        echo(f"champion: {label} (val objective {value:.3f}{'; ' + others if others else ''}) "
+             f"-> models:/{name}@champion (version {version})")  # fmt: skip
+        return f"models:/{name}@champion"
+    return None
+
+
+def _finite(value: float | None) -> float:
+    return float(value) if value is not None and math.isfinite(float(value)) else float("-inf")
 
 
 def summary(result: MainJobResult) -> str:

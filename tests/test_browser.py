@@ -3,8 +3,8 @@
 Headless Chromium (Debian's `chromium` package) driven by Playwright for Python. Missing
 Chromium is installed when we are root; if it still cannot be found the test FAILS with
 the reason, it does not skip: run `pytest -m "not browser"` to leave it out on purpose.
-The compare-view screenshot goes to ``$CKRUN_SCREENSHOT_DIR`` (default
-``reports/screenshots/``) and a copy stays under the test's tmp folder.
+The screenshots are written under the test's tmp folder, and copied to ``$CKRUN_SCREENSHOT_DIR``
+when it is set (never into the working tree otherwise).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from system_packages import apt_install
+
+from ckrun import tracking
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,7 +31,6 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-REPO = Path(__file__).resolve().parents[1]
 METRICS = ("val_emotion_f1", "test_au_f1")
 
 
@@ -52,11 +53,33 @@ def _playwright():
     return sync_playwright
 
 
-def _screenshot_dir() -> Path:
-    return Path(os.environ.get("CKRUN_SCREENSHOT_DIR") or REPO / "reports" / "screenshots")
+# The compare view's metric table is two virtualised grids side by side: the metric names (each a
+# "Plot chart" link) and the values, one absolutely placed cell per run. A value belongs to a
+# metric when its cell sits on the same row, i.e. at the same height, as the name's cell.
+METRIC_ROW_VALUES = """(metric) => {
+    const link = [...document.querySelectorAll('a[title="Plot chart"]')].find(a => a.textContent.trim() === metric);
+    if (!link) return null;
+    const nameCell = link.parentElement;
+    const top = nameCell.getBoundingClientRect().top;
+    let table = nameCell;
+    while (table.parentElement && table.querySelectorAll('.ReactVirtualized__Grid').length < 2) {
+        table = table.parentElement;
+    }
+    return [...table.querySelectorAll('div[style]')]
+        .filter(cell => !cell.contains(link) && !cell.querySelector('a, div'))
+        .filter(cell => Math.abs(cell.getBoundingClientRect().top - top) < 1)
+        .map(cell => cell.textContent.trim());
+}"""
 
 
-def test_experiment_page_and_compare_view_show_both_runs_and_metrics(mlflow_ui, tmp_path: Path) -> None:
+def _shown(value: float) -> str:
+    """A metric as MLflow's compare view prints it (Utils.formatMetric, for |value| < 10)."""
+    return f"{round(value, 3):g}"
+
+
+def test_experiment_page_and_compare_view_show_both_runs_and_metrics(
+    mlflow_ui, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow_ui_fixture import BASELINE_RUN, TRAIN_RUN
 
     from ckrun.ui import compare_url, experiment_url
@@ -81,6 +104,8 @@ def test_experiment_page_and_compare_view_show_both_runs_and_metrics(mlflow_ui, 
             for metric in METRICS:
                 page.get_by_text(metric, exact=True).first.wait_for()
             compare_page = page.inner_text("body")
+            shown = {metric: page.evaluate(METRIC_ROW_VALUES, metric) for metric in METRICS}
+            (tmp_path / "mlflow-compare.html").write_text(page.content())
             shot = tmp_path / "mlflow-compare.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -89,10 +114,15 @@ def test_experiment_page_and_compare_view_show_both_runs_and_metrics(mlflow_ui, 
     for name in names:
         assert name in runs_page
         assert name in compare_page
-    for metric in METRICS:
-        assert metric in compare_page
+    # The numbers shown are the runs' logged values, each in its metric's row.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_ui.store}/mlflow.db")
+    for metric in METRICS:  # one column per run, in the order the compare URL lists them
+        logged = [tracking.get_run(run_id).data.metrics[metric] for run_id in mlflow_ui.run_ids.values()]
+        assert shown[metric] is not None, f"no row for {metric}; page saved to {tmp_path / 'mlflow-compare.html'}"
+        assert shown[metric] == [_shown(v) for v in logged], (metric, shown[metric], logged)
     assert shot.read_bytes().startswith(b"\x89PNG")
-    out = _screenshot_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, out / "mlflow-compare.png")
-    shutil.copyfile(tmp_path / "mlflow-runs.png", out / "mlflow-runs.png")
+    if os.environ.get("CKRUN_SCREENSHOT_DIR"):
+        out = Path(os.environ["CKRUN_SCREENSHOT_DIR"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, out / "mlflow-compare.png")
+        shutil.copyfile(tmp_path / "mlflow-runs.png", out / "mlflow-runs.png")

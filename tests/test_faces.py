@@ -127,6 +127,37 @@ def test_detector_box_is_the_largest_face_scaled_back(tmp_path: Path, monkeypatc
     assert faces.crop_box(image, None, "auto", 0.0) == (120, 190, 100)
 
 
+def _overlap(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """Intersection over union of two square (top, left, size) boxes."""
+    (top_a, left_a, size_a), (top_b, left_b, size_b) = a, b
+    width = max(0, min(left_a + size_a, left_b + size_b) - max(left_a, left_b))
+    height = max(0, min(top_a + size_a, top_b + size_b) - max(top_a, top_b))
+    inter = width * height
+    return inter / (size_a**2 + size_b**2 - inter)
+
+
+def test_real_detector_finds_the_face_around_the_landmarks_of_synthetic_ckplus_frames(tiny_ckplus: Path) -> None:
+    """OpenCV's cascade on CK+-like frames (not only "no face" on a blank image): the box sits on the face."""
+    frames = sorted((tiny_ckplus / ckformat.IMAGES_DIR).rglob("*.png"))[::24]
+    assert len(frames) >= 20
+    found = 0
+    for frame in frames:
+        points = ckformat.read_landmarks(faces.find_ckplus_landmarks(frame))
+        box = faces.detect_face(frame, 0.0)
+        if box is None:
+            continue
+        found += 1
+        assert faces.crop_box(frame, None, "auto", 0.0) == box  # no landmark file: auto uses the detector
+        top, left, size = box
+        centre = (points.min(axis=0) + points.max(axis=0)) / 2
+        assert abs(centre[0] - (left + size / 2)) <= 0.25 * size and abs(centre[1] - (top + size / 2)) <= 0.25 * size
+        around = faces.landmark_box(points, 0.0)
+        assert 0.8 <= size / around[2] <= 1.6, (frame.name, box, around)
+        assert _overlap(box, around) >= 0.45, (frame.name, box, around)
+        assert box != faces.full_box(*faces.image_size(frame))
+    assert found >= 0.9 * len(frames), f"a face found on {found} of {len(frames)} frames"
+
+
 def test_unreadable_images_are_named(tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")

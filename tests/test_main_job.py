@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
+from report_markdown import section, subsection, table_rows
 
 from ckrun import tracking
 from ckrun.cli import cli
@@ -31,7 +33,37 @@ def test_main_job_runs_every_stage_and_registers_the_better_model(mlflow_store: 
     assert tracking.alias_run_id("ckplus-resnet") == best
 
     report = mlflow_store / "reports" / "main" / "report.html"
-    assert report.is_file() and "baseline" in report.read_text()
-    assert "report: reports/main/report.html" in result.output
+    assert report.is_file() and "report: reports/main/report.html" in result.output
+    _assert_the_report_says_what_the_runs_say(report.with_name("report.md").read_text(), runs)
     for line in ("test_emotion_f1", "champion:", "models:/ckplus-resnet@champion"):
         assert line in result.output
+
+
+COMPARED_METRICS = {
+    "val emotion F1": "val_emotion_f1",
+    "val AU F1": "val_au_f1",
+    "test emotion acc": "test_emotion_accuracy",
+    "test AU F1": "test_au_f1",
+    "objective": "objective",
+}
+
+
+def _assert_the_report_says_what_the_runs_say(markdown: str, runs: pd.DataFrame) -> None:
+    """Each compared run's row holds its MLflow numbers and verdict; the best run named is the best by val objective."""
+    rows = {r["run"]: r for r in table_rows(section(markdown, "Run comparison"))}
+    compared = runs[runs["tags.ckrun.kind"].isin(["baseline", "train", "trial"])]
+    assert set(compared["tags.mlflow.runName"]) <= set(rows)
+    analysis = section(markdown, "Result analysis")
+    for _, run in compared.iterrows():
+        row = rows[run["tags.mlflow.runName"]]
+        assert row["kind"] == run["tags.ckrun.kind"]
+        for header, key in COMPARED_METRICS.items():
+            assert row[header] == f"{run[f'metrics.{key}']:.3f}", (row["run"], header)
+        verdict = run["tags.fit_diagnosis"]
+        assert row["fit diagnosis"] == verdict
+        assert f"**{row['run']}**" in subsection(analysis, verdict.capitalize())
+    trained = compared[compared["tags.ckrun.kind"].isin(["train", "trial"])]
+    best = trained.loc[trained["metrics.objective"].idxmax()]
+    name = best["tags.mlflow.runName"]
+    assert f"**Best run: {name}**" in subsection(analysis, "Ultimate judgement")
+    assert f"## Best run: {name}\n" in markdown

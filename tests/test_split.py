@@ -53,6 +53,40 @@ def test_subject_split_is_exclusive_and_near_60_20_20(seed: int) -> None:
     assert abs(counts.loc["test", "subjects"] - 12) <= 3
 
 
+def _ckplus_shaped(subjects: int = 80, seed: int = 0) -> pd.DataFrame:
+    """CK+'s shape: each subject posed 2-6 sequences, mostly of different 3-class emotions (several
+    negative ones: anger, disgust, fear, sadness), some unlabelled; 3 peak frames each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(subjects):
+        n_sequences = int(rng.integers(2, 7))
+        emotions = rng.choice(["negative", "positive", "surprise", None], size=n_sequences, p=[0.45, 0.22, 0.15, 0.18])
+        for q, emotion in enumerate(emotions, start=1):
+            rows += [
+                dict(path=f"/ck/S{s:03d}/{q:03d}/{f}.png", subject=f"S{s:03d}", sequence=f"{q:03d}", frame=f,
+                     emotion=emotion)
+                for f in range(3)
+            ]  # fmt: skip
+    return finalize_manifest(pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ckplus_shaped_subjects_with_several_emotions_stay_in_one_split(seed: int) -> None:
+    manifest = _ckplus_shaped(seed=seed)
+    assert (manifest.groupby("subject")["emotion"].nunique() > 1).mean() > 0.6  # the CK+ shape, not one class each
+    out = assign_split(manifest, seed=seed)
+    _assert_subject_exclusive(out)
+    counts = split_counts(out)
+    assert counts.loc["test", "subjects"] == pytest.approx(16, abs=3)
+    assert counts.loc["val", "subjects"] == pytest.approx(16, abs=3)
+    labelled = out.dropna(subset=["emotion"])
+    overall = labelled["emotion"].value_counts(normalize=True)
+    for split in SPLITS:
+        part = labelled.loc[labelled["split"] == split, "emotion"].value_counts(normalize=True)
+        for c in EMOTION_CLASSES:
+            assert part.get(c, 0.0) == pytest.approx(overall[c], abs=0.06), (split, c)
+
+
 def test_subject_split_is_stratified_when_subjects_allow() -> None:
     manifest = _manifest(negative=40, positive=20, surprise=20)
     out = assign_split(manifest, seed=3)

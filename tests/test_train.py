@@ -208,6 +208,18 @@ def test_logged_artifacts_hold_consistent_numbers(trained, tmp_path: Path) -> No
     assert result.diagnosis.verdict in diagnosis and "fit_gap" in diagnosis
 
 
+def test_logged_split_is_the_trained_split_and_subject_exclusive(trained, tmp_path: Path) -> None:
+    """`data/split.csv` is what the run trained on; CK+ subjects (several sequences each) sit in one split."""
+    _, data, result = trained
+    logged = pd.read_csv(tracking.download_artifact(result.run_id, "data/split.csv", tmp_path))
+    assert list(logged["path"]) == list(data.manifest["path"]) and list(logged["split"]) == list(data.manifest["split"])
+    assert (logged.groupby("subject")["sequence"].nunique() > 1).all()  # the CK+ shape the split must respect
+    assert (logged.groupby("subject")["split"].nunique() == 1).all(), logged.groupby("subject")["split"].unique()
+    assert set(logged["split"]) == set(names.SPLITS)
+    params = tracking.get_run(result.run_id).data.params
+    assert [int(params[f"n_{s}"]) for s in names.SPLITS] == [(logged["split"] == s).sum() for s in names.SPLITS]
+
+
 def test_predict_cli_and_pyfunc_agree(trained, tiny_ckplus: Path) -> None:
     _, data, result = trained
     paths = data.part("test")["path"].head(3).tolist()
