@@ -450,3 +450,28 @@ def test_real_study_prunes_fails_registers_and_predicts(
     final = run_tune(tiny_cfg(), tiny_ckplus, TuneOptions(**{**opts.__dict__, "finalize_only": True}))
     assert final.model_version == result.model_version and final.ran == []
     assert tracking.get_run(final.parent_run_id).data.tags["mlflow.runName"] == "s-finalize"
+
+
+def test_the_default_space_is_centred_on_the_default_recipe() -> None:
+    """The space `ckrun tune` and `ckrun run` use contains the default config itself, so a study searches around it."""
+    import inspect
+
+    from ckrun.cli.study_commands import tune_cmd
+    from ckrun.main_job import run_main
+    from ckrun.tune import TuneOptions
+
+    cpu = load_search_space("cpu")
+    cli_default = {p.name: p.default for p in tune_cmd.params}["search_space"]
+    job_default = inspect.signature(run_main).parameters["search_space"].default
+    assert cli_default == TuneOptions().search_space == job_default == "cpu"
+    base = load_config(None, [])
+    ss.check_space(cpu, base)
+    wanted = {"epochs", "learning_rate", "l2", "label_smoothing", "mixup", "drop_path", "weight_averaging", "au_loss"}
+    assert wanted <= set(cpu.params)
+    for name, spec in cpu.params.items():
+        value = getattr(base, name)
+        if isinstance(spec, ss.CategoricalParam):
+            assert value in spec.choices, (name, value, spec.choices)
+        else:
+            assert spec.low < value < spec.high, (name, value, spec.low, spec.high)  # inside, not at an edge
+    assert cpu.startup_trials >= 2 and 1 <= cpu.warmup_epochs < cpu.params["epochs"].low

@@ -14,9 +14,9 @@ from ckrun.cli.common import config_options, data_option, friendly_errors, load_
 @config_options
 @click.option(
     "--search-space",
-    default="quick",
+    default="cpu",
     show_default=True,
-    help="search-space YAML file, or the name of a bundled one (seed, quick)",
+    help="search-space YAML file, or the name of a bundled one (cpu: centred on the default recipe; quick; seed)",
 )
 @click.option("--n-trials", type=click.IntRange(min=1), default=10, help="trials this worker runs")
 @click.option(
@@ -123,8 +123,10 @@ def tune_cmd(
 @click.command("run")
 @data_option
 @config_options
-@click.option("--n-trials", type=click.IntRange(min=0), default=4, help="Optuna trials of the quick study (0 = none)")
-@click.option("--study-name", default="ckrun-quick", help="study name (resumed when it exists)")
+@click.option(
+    "--n-trials", type=click.IntRange(min=0), default=2, help="Optuna trials of the study on the cpu space (0 = none)"
+)
+@click.option("--study-name", default="ckrun-cpu", help="study name (resumed when it exists)")
 @click.option(
     "--storage", default=None, help="Optuna storage URL  [default: $CKRUN_STORAGE, else optuna.db beside mlflow.db]"
 )

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class TuneOptions:
     """`ckrun tune` options (see the CLI help); the heartbeat settings are for RDB storages."""
 
-    search_space: str | Path = "quick"
+    search_space: str | Path = "cpu"
     n_trials: int = 10
     max_trials: int | None = None
     timeout: float | None = None

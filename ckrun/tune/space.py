@@ -1,7 +1,7 @@
 """Search spaces as data: the YAML format, its validation, and the one `suggest_config`.
 
 A study's space lives in a file (``search_spaces/seed.yaml`` is the seed report's space,
-``quick.yaml`` a CPU-sized one), so it can be reviewed, versioned and logged with the study
+``cpu.yaml`` the CPU space centred on the default recipe, ``quick.yaml`` a short one), so it can be reviewed, versioned and logged with the study
 instead of being buried in code. The file is validated once, before any trial: unknown keys,
 empty choices, bad ranges, keys that would make trials incomparable, and bounds the run
 config would reject are one-line errors naming the file and the key.
@@ -189,7 +189,7 @@ class SearchSpace(BaseModel):
 
 
 def bundled_spaces() -> dict[str, Path]:
-    """Search spaces shipped with ckrun (`--search-space quick` or `seed`)."""
+    """Search spaces shipped with ckrun (`--search-space cpu`, `quick` or `seed`)."""
     folder = resources.files("ckrun") / "search_spaces"
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
 
