@@ -1,10 +1,11 @@
 """Search spaces as data: the YAML format, its validation, and the one `suggest_config`.
 
 A study's space lives in a file (``search_spaces/seed.yaml`` is the seed report's space,
-``cpu.yaml`` the CPU space centred on the default recipe, ``quick.yaml`` a short one), so it can be reviewed, versioned and logged with the study
-instead of being buried in code. The file is validated once, before any trial: unknown keys,
-empty choices, bad ranges, keys that would make trials incomparable, and bounds the run
-config would reject are one-line errors naming the file and the key.
+``cpu.yaml`` the CPU space centred on the default recipe, ``quick.yaml`` a short one), so it
+can be reviewed, versioned and logged with the study instead of being buried in code. The file
+is validated once, before any trial: unknown keys, empty choices, bad ranges, keys that would
+make trials incomparable, and bounds the run config would reject are one-line errors naming the
+file and the key.
 
 Format::
 
