@@ -3,8 +3,8 @@
 Synthetic CK+ (or DATA) → dataset description → the strongest tuned linear baseline →
 the default ResNet → a short Optuna study on the cpu space (centred on the default recipe)
 with the champion registered → the report. The summary sets the baseline beside each deep
-run and flags one that does not beat it. Under `mlflow run -e main` the run that MLflow created becomes the parent of every
-stage.
+run and flags one that does not beat it. Under `mlflow run -e main` the run that MLflow
+created becomes the parent of every stage.
 """
 
 from __future__ import annotations
