@@ -42,8 +42,10 @@ class Predictor:
         config = yaml.safe_load(Path(config_file).read_text()) if config_file else None
         return cls(model, Preprocessing.from_json(Path(preprocessing_file).read_text()), config)
 
-    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
-        """Cropped, resized uint8 faces; CK+ frames find their landmark file by path."""
+    def landmark_files(
+        self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None
+    ) -> list[str | None]:
+        """The landmark file of each image: as given, or found by path for CK+ frames."""
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"image not found: {missing[0]}")
@@ -51,11 +53,19 @@ class Predictor:
             landmarks = [
                 faces.find_ckplus_landmarks(p) if self.prep.crop in ("auto", "landmarks") else None for p in paths
             ]
-        found: list[str | None] = [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
+        return [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
+
+    def boxes(self, paths: Sequence[str], landmarks: Sequence[str | None]) -> np.ndarray:
+        """(N, 3) crop boxes (top, left, size) under the model's crop mode."""
         mode = self.prep.crop
-        if mode == "landmarks" and any(lm is None for lm in found):
+        if mode == "landmarks" and any(lm is None for lm in landmarks):
             mode = "auto"  # a new image has no landmark file: fall back to the detector
-        boxes = faces.crop_boxes(list(map(str, paths)), found, mode, self.prep.crop_margin)
+        return faces.crop_boxes(list(map(str, paths)), list(landmarks), mode, self.prep.crop_margin)
+
+    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
+        """Cropped, resized uint8 faces; CK+ frames find their landmark file by path."""
+        found = self.landmark_files(paths, landmarks)
+        boxes = self.boxes(paths, found)
         return decode_faces(list(map(str, paths)), boxes, self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
