@@ -178,12 +178,12 @@ LAYERS: tuple[tuple[str, str], ...] = (
     (
         "inference",
         r"ckrun\.(metrics|arrays|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
-        r"|split_analysis)$",
+        r"|split_analysis|sequence_analysis)$|ckrun\.explain(\..+)?$",
     ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
     (
         "runs",
-        r"ckrun\.(scoring|run_logging|prediction_logging|train|baseline|crossval|evaluate)$"
+        r"ckrun\.(scoring|run_logging|prediction_logging|explanations|sequence_evaluation|train|baseline|crossval|evaluate)$"
         r"|ckrun\.model\.callbacks$",
     ),
     ("tune", r"ckrun\.tune(\..+)?$"),
