@@ -9,7 +9,7 @@ smaller grey faces.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,9 +19,11 @@ from ckrun import names
 from ckrun.config import TrainConfig
 from ckrun.data.labels import au_code
 from ckrun.data.loader import PreparedData
+from ckrun.data.manifest import PEAK_DISTANCE
 from ckrun.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from ckrun.data.crop_policy import CropDecision
     from ckrun.data.pipeline import FaceCache, Preprocessing
 
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 class SplitArrays:
     images: np.ndarray
     labels: dict[str, np.ndarray]
+    weights: np.ndarray | None = None  # per-image loss weights (training only; None = all 1)
     rows: pd.DataFrame | None = None  # the manifest rows behind the arrays (for per-image predictions)
 
 
@@ -54,20 +57,50 @@ def build_arrays(
     channels: int | None = None,
 ) -> tuple[dict[str, SplitArrays], Preprocessing]:
     """Decoded faces and labels per split, and the Preprocessing with train-split statistics."""
-    from ckrun.data.pipeline import Preprocessing, encode_labels, normalisation_stats
+    from ckrun.data.pipeline import encode_labels, normalisation_stats
 
     size, chans = image_size or cfg.image_size, channels or cfg.channels
-    prep = Preprocessing(size, chans, cfg.crop, cfg.crop_margin, aus=tuple(aus))
+    geometry = face_decision(cfg, data, face_cache).geometry
+    prep = _unresolved(cfg, size, chans).with_geometry(geometry)
     images = face_cache.images(data.manifest, prep)
     arrays = {}
     for split in names.SPLITS:
         mask = (data.manifest["split"] == split).to_numpy()
         rows = data.manifest.loc[mask].reset_index(drop=True)
-        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(rows, aus), rows)
+        weights = frame_weights(rows, cfg.frame_weight_decay) if split == "train" else None
+        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(rows, aus), weights=weights, rows=rows)
     if len(arrays["train"].images) == 0 or len(arrays["val"].images) == 0:
         raise DataError("the train and val splits must both hold images")
     mean, std = normalisation_stats(arrays["train"].images)
-    return arrays, Preprocessing(size, chans, cfg.crop, cfg.crop_margin, mean, std, aus=tuple(aus))
+    return arrays, replace(prep, mean=mean, std=std, aus=tuple(aus))
+
+
+def _unresolved(cfg: TrainConfig, size: int, channels: int) -> Preprocessing:
+    from ckrun.data.pipeline import Preprocessing
+
+    return Preprocessing(size, channels, cfg.crop, cfg.crop_margin, align=cfg.align)
+
+
+def face_decision(cfg: TrainConfig, data: PreparedData, face_cache: FaceCache) -> CropDecision:
+    """How this dataset's faces are cropped and aligned under `cfg` (surveyed once per cache).
+
+    The survey reads images of every split but no label, so it decides nothing a test label
+    could influence (see `ckrun.data.crop_policy`).
+    """
+    return face_cache.decide(data.manifest, _unresolved(cfg, cfg.image_size, cfg.channels))
+
+
+def frame_weights(part: pd.DataFrame, decay: float) -> np.ndarray | None:
+    """decay**(frames before the peak) per image, scaled to mean 1; None when all would be 1.
+
+    Mean 1 keeps the loss on the scale of an unweighted run, so learning rate and loss
+    weights mean the same with or without frame weighting.
+    """
+    if decay == 1.0 or PEAK_DISTANCE not in part or part.empty:
+        return None
+    distance = pd.to_numeric(part[PEAK_DISTANCE]).fillna(0).to_numpy(dtype=float)
+    weights = np.power(decay, distance)
+    return (weights / weights.mean()).astype(np.float32)
 
 
 def emotion_class_weights(onehot: np.ndarray) -> list[float]:

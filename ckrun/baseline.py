@@ -1,36 +1,58 @@
-"""The floor under every deep result: logistic regression on downscaled face pixels.
+"""The floor under every deep result, as one MLflow run: tuned linear models on 48 px faces.
 
-Same crop, same split, same AU selection, same thresholds rule and the same metric names
-as `ckrun train`, logged as a `baseline` run, so the compare view and reports always show
-what a linear model gets from raw pixels next to the ResNet.
+Same crop, same split, same AU selection, same thresholds rule and the same metric names as
+`ckrun train`, logged as a `baseline` run, so the compare view and reports always show what
+a properly tuned linear model gets next to the ResNet. The families, the C grid and the
+choice on validation live in `ckrun.baselines`; this module fits, scores and logs.
 """
 
 from __future__ import annotations
 
-import warnings
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+import pandas as pd
 
-from ckrun import names, tracking
-from ckrun.arrays import SplitArrays, build_arrays, select_aus
+from ckrun import tracking
+from ckrun.arrays import build_arrays, select_aus
+from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES, family_label
+from ckrun.baselines.families import FAMILIES
+from ckrun.baselines.features import BASELINE_SIZE
+from ckrun.baselines.selection import FamilyFit, Selection, check_grid, select_family
 from ckrun.config import TrainConfig
-from ckrun.console import echo
-from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.console import echo, warn
 from ckrun.data.loader import PreparedData
-from ckrun.metrics import Diagnosis, diagnose_fit, emotion_targets
-from ckrun.run_logging import log_results, run_params
-from ckrun.scoring import score_splits, summary_metrics
+from ckrun.errors import ConfigError
+from ckrun.metrics import Diagnosis, diagnose_fit
+from ckrun.run_logging import headline, log_results, run_params
+from ckrun.scoring import summary_metrics
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import FaceCache
 
-BASELINE_SIZE = 32  # pixels per side; what a linear model sees
+# The training-recipe params a baseline shares with `ckrun train` (the rest are ResNet-only).
+SHARED_PARAMS = (
+    "crop",
+    "crop_margin",
+    "seed",
+    "min_au_count",
+    "aus",
+    "class_weights",
+    "objective",
+    "threshold_min_positives",
+    "threshold_shrinkage",
+    "data_source",
+    "data_format",
+    "data_digest",
+    "n_train",
+    "n_val",
+    "n_test",
+    "n_aus",
+    "au_list",
+)
 
 
 @dataclass
@@ -38,46 +60,32 @@ class BaselineResult:
     run_id: str
     metrics: dict[str, float]
     diagnosis: Diagnosis
+    model: str  # the family kept: logreg | svm | hog-svm
+    c_emotion: float | None
+    c_au: float | None
+    families: pd.DataFrame  # one row per family fitted, `kept` marks the chosen one
+    candidates: pd.DataFrame  # one row per family and C
 
 
-def _features(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+def check_model(model: str) -> str:
+    if model not in MODEL_CHOICES:
+        raise ConfigError(f"--model: unknown baseline {model!r} (expected one of: {', '.join(MODEL_CHOICES)})")
+    return model
 
 
-def _classifier(seed: int, c: float) -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+def _c_text(c: float | None) -> str:
+    return "–" if c is None else f"{c:g}"
 
 
-def fit_predict(
-    arrays: dict[str, SplitArrays], aus: list[str], *, seed: int = 0, c: float = 0.01
-) -> dict[str, dict[str, np.ndarray]]:
-    """Probabilities per split: one multinomial model for emotion, one-vs-rest per AU."""
-    train = arrays["train"]
-    x_train = _features(train.images)
-    probs = {
-        s: {"emotion": np.zeros((len(a.images), len(EMOTION_CLASSES))), "aus": np.full((len(a.images), len(aus)), 0.0)}
-        for s, a in arrays.items()
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        y = emotion_targets(train.labels["emotion"])
-        known = y >= 0
-        if len(np.unique(y[known])) > 1:
-            model = _classifier(seed, c).fit(x_train[known], y[known])
-            classes = model.classes_
-            for split, a in arrays.items():
-                if len(a.images):
-                    probs[split]["emotion"][:, classes] = model.predict_proba(_features(a.images))
-        for j in range(len(aus)):
-            target = train.labels["aus"][:, j]
-            known = target >= 0
-            if len(np.unique(target[known])) < 2:
-                continue
-            model = _classifier(seed, c).fit(x_train[known], target[known].astype(int))
-            for split, a in arrays.items():
-                if len(a.images):
-                    probs[split]["aus"][:, j] = model.predict_proba(_features(a.images))[:, 1]
-    return probs
+def _description(selection: Selection, data: PreparedData) -> str:
+    kept = selection.kept
+    tried = ", ".join(f.family for f in selection.fits)
+    return (
+        f"{family_label(kept.family)} baseline: {FAMILIES[kept.family].description} of "
+        f"{BASELINE_SIZE}x{BASELINE_SIZE} grey faces, C = {_c_text(kept.c_emotion)} (emotion) and "
+        f"{_c_text(kept.c_au)} (AUs) chosen on validation; kept by validation objective among: {tried}. "
+        f"A floor for the ResNet on {data.name} (digest {data.digest})."
+    )
 
 
 def run_baseline(
@@ -86,66 +94,100 @@ def run_baseline(
     *,
     experiment: str | None = None,
     face_cache: FaceCache | None = None,
-    c: float = 0.01,
+    model: str = DEFAULT_MODEL,
+    c_grid: Sequence[float] = C_GRID,
+    families: Sequence[str] | None = None,
 ) -> BaselineResult:
-    """Fit, score and log the baseline; `cfg` supplies crop, seed, AU and threshold rules."""
+    """Fit, choose on val, score and log the baseline; `cfg` supplies crop, seed, AU and threshold rules.
+
+    `model` is a family or 'best' (every family, or `families`, the best validation objective
+    kept); `c_grid` the regularisation strengths tried per head.
+    """
     from ckrun.data.pipeline import FaceCache
 
+    check_model(model)
+    try:
+        grid = check_grid(c_grid)
+    except ValueError as exc:
+        raise ConfigError(f"c_grid: {exc}") from None
+    unknown = [f for f in families or () if f not in FAMILIES]
+    if unknown or (families is not None and not families):
+        raise ConfigError(f"families: expected some of {', '.join(FAMILIES)}, received {list(families or [])}")
     aus = select_aus(data.part("train"), cfg, data.au_columns)
     with tracking.start_run(
         kind="baseline",
-        run_name="baseline",
+        run_name=f"baseline-{model}",
         experiment=experiment,
-        description=f"Logistic regression (C={c}) on {BASELINE_SIZE}x{BASELINE_SIZE} grey "
-        f"face pixels; a floor for the ResNet on {data.name} (digest {data.digest}).",
+        description=f"Linear baseline ({model}) on {BASELINE_SIZE} px grey faces of {data.name}; "
+        "C chosen on validation.",
     ) as run:
-        params = run_params(cfg, data, aus) | {"image_size": BASELINE_SIZE, "channels": 1}
+        params = run_params(cfg, data, aus)
         tracking.log_params(
-            {
-                k: params[k]
-                for k in (
-                    "image_size",
-                    "channels",
-                    "crop",
-                    "crop_margin",
-                    "seed",
-                    "min_au_count",
-                    "threshold_min_positives",
-                    "threshold_shrinkage",
-                    "data_source",
-                    "data_digest",
-                    "n_train",
-                    "n_val",
-                    "n_test",
-                    "n_aus",
-                    "au_list",
-                )
+            {k: params[k] for k in SHARED_PARAMS}
+            | {
+                "image_size": BASELINE_SIZE,
+                "channels": 1,
+                "baseline_request": model,
+                "baseline_C_grid": json.dumps(grid),
             }
-            | {"model": "logistic_regression", "C": c}
         )
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
         arrays, _ = build_arrays(
             cfg, data, aus, face_cache or FaceCache(cfg.cache), image_size=BASELINE_SIZE, channels=1
         )
-        probs = fit_predict(arrays, aus, seed=cfg.seed, c=c)
-        evaluations, _ = score_splits(probs, arrays, aus, cfg)
-        metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
+        groups = data.part("train")["subject"].astype(str).to_numpy()
+        selection = select_family(model, arrays, aus, cfg, groups=groups, grid=grid, families=families)
+        kept = selection.kept
+        evaluations = kept.evaluations
+        metrics, kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
         diagnosis = diagnose_fit(
-            metrics,
-            metrics,
-            None,
-            objective=objective_kind,
-            overfit_gap=cfg.overfit_gap,
-            underfit_score=cfg.underfit_score,
+            metrics, metrics, None, objective=kind, overfit_gap=cfg.overfit_gap, underfit_score=cfg.underfit_score
         )
         metrics["fit_gap"] = diagnosis.fit_gap
-        log_results(metrics, diagnosis, {}, 0, evaluations)
-        echo(
-            "baseline: "
-            + "  ".join(
-                f"{k} {metrics[k]:.3f}"
-                for k in ("test_emotion_f1", "test_au_f1", names.split_metric("val", "emotion_f1"))
-                if k in metrics
-            )
+        metrics["fit_seconds"] = sum(f.seconds for f in selection.fits)
+        for fit in selection.fits:
+            if np.isfinite(fit.objective):
+                metrics[f"baseline_objective_{fit.family.replace('-', '_')}"] = fit.objective
+        tracking.log_params(
+            {
+                "model": kept.family,
+                "baseline_model": kept.family,
+                "baseline_C": _c_text(kept.c_emotion),
+                "baseline_C_au": _c_text(kept.c_au),
+                "baseline_families": ",".join(f.family for f in selection.fits),
+            }
         )
-    return BaselineResult(run.run_id, metrics, diagnosis)
+        tracking.set_tags(
+            {"mlflow.runName": f"baseline-{kept.family}", "mlflow.note.content": _description(selection, data)}
+        )
+        families_table, candidates = selection.families_table(), selection.candidates_table()
+        tracking.log_table(families_table, "baseline/families.csv")
+        tracking.log_table(candidates, "baseline/candidates.csv")
+        log_results(metrics, diagnosis, {}, 0, evaluations)
+        echo(_choice_line(selection))
+        edge = _edge_note(selection.kept, grid)
+        if edge:
+            warn(edge)
+        echo(f"baseline-{kept.family}: " + headline(metrics, diagnosis))
+    return BaselineResult(
+        run.run_id, metrics, diagnosis, kept.family, kept.c_emotion, kept.c_au, families_table, candidates
+    )
+
+
+def _choice_line(selection: Selection) -> str:
+    """'baseline val objective: logreg 0.712 (C 0.01/0.1), ... -> kept hog-svm'."""
+    parts = [f"{f.family} {f.objective:.3f} (C {_c_text(f.c_emotion)}/{_c_text(f.c_au)})" for f in selection.fits]
+    return f"baseline val objective: {', '.join(parts)} -> kept {selection.kept.family}"
+
+
+def _edge_note(kept: FamilyFit, grid: Sequence[float]) -> str | None:
+    """A warning when a head's C sits at an end of the grid: the optimum may lie beyond it."""
+    ends = [
+        f"{head} C {c:g}" for head, c in (("emotion", kept.c_emotion), ("AU", kept.c_au)) if c in (grid[0], grid[-1])
+    ]
+    if not ends or len(grid) < 2:
+        return None
+    return (
+        f"{kept.family}: {' and '.join(ends)} at an end of the C grid; the best value may lie beyond it "
+        "(widen it with --c-grid)"
+    )

@@ -55,12 +55,32 @@ class TrainConfig(BaseModel):
         description="subject-exclusive stratified split, random, the data's own split column, "
         "or auto (the data's split column when it has one, else subject)",
     )
+    allow_subject_overlap: bool = Field(
+        False,
+        description="accept a predefined split that puts one subject in several splits (identity leakage: "
+        "scores will be optimistic); the run is tagged ckrun.subject_overlap",
+    )
     val_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     crop: Literal["auto", "landmarks", "detector", "none"] = Field(
-        "auto", description="face crop: CK+ landmarks, OpenCV face detector, none, or auto (first that works)"
+        "auto",
+        description="face crop: CK+ landmarks, OpenCV face detector (misses get the dataset's median box), none, "
+        "or auto: decided once per dataset (landmarks when every image has them, none for already-cropped "
+        "faces, else the detector)",
     )
     crop_margin: float = Field(0.15, ge=0, le=1, description="margin around the face box, as a fraction of its size")
+    align: Literal["auto", "landmarks", "eyes", "none"] = Field(
+        "auto",
+        description="rotate and scale so the eye centres sit at fixed positions: from landmarks, from landmarks "
+        "else OpenCV's eye cascade (eyes), none, or auto (landmarks when every image has them, else none)",
+    )
+    frame_weight_decay: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="loss weight of a CK+ frame k frames before its sequence's peak is decay**k (1 = all peak "
+        "frames equal, 0 = only the peak trains); weights have mean 1 over the training split",
+    )
     cache: str = Field("memory", description="'memory' or a file path prefix for tf.data's cache")
     augment: bool = True
     rotation: float = Field(8.0, ge=0, le=45, description="max rotation in degrees")
@@ -104,6 +124,39 @@ class TrainConfig(BaseModel):
         "mean", description="validation objective: mean of emotion and AU macro-F1, or either alone"
     )
     early_stopping: int = Field(0, ge=0, description="patience in epochs (0 = off; best epoch is restored anyway)")
+
+    # --- recipe: regularisers, weight averaging, epoch selection, AU loss, TTA, ensembles ----
+    # Every default keeps the plain recipe; README "Recipe options" explains each choice.
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="emotion-target smoothing epsilon (unlabelled rows stay masked)"
+    )
+    mixup: float = Field(0.0, ge=0, le=10, description="mixup Beta(alpha, alpha) within a training batch (0 = off)")
+    drop_path: float = Field(
+        0.0, ge=0, lt=1, description="stochastic depth: drop rate of the last residual block, rising linearly from 0"
+    )
+    weight_averaging: Literal["none", "ema", "swa"] = Field(
+        "none", description="keep an exponential moving average of the weights (ema) or SWA over the last epochs"
+    )
+    ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA momentum per training step")
+    swa_start: float = Field(0.75, ge=0, lt=1, description="fraction of the epochs after which SWA averages")
+    selection: Literal["best_epoch", "smoothed", "last"] = Field(
+        "best_epoch",
+        description="epoch whose weights are kept: best val objective, best moving average of it, or the last",
+    )
+    selection_window: int = Field(3, ge=1, le=50, description="epochs in the centred window of selection=smoothed")
+    au_loss: Literal["bce", "focal", "asl"] = Field(
+        "bce", description="AU head loss: binary cross-entropy, focal (Lin 2017) or asymmetric (Ridnik 2021)"
+    )
+    focal_gamma: float = Field(2.0, ge=0, le=10, description="focusing exponent of au_loss=focal")
+    asl_gamma_neg: float = Field(4.0, ge=0, le=10, description="negative focusing exponent of au_loss=asl")
+    asl_gamma_pos: float = Field(0.0, ge=0, le=10, description="positive focusing exponent of au_loss=asl")
+    asl_clip: float = Field(0.05, ge=0, lt=0.5, description="probability margin for negatives of au_loss=asl")
+    tta: Literal["none", "flip", "flip_shift"] = Field(
+        "none", description="test-time augmentation averaged in evaluation and in the logged model"
+    )
+    ensemble_seeds: int = Field(
+        1, ge=1, le=20, description="train N seeds on the split and log one model averaging them"
+    )
 
     # --- evaluation ---------------------------------------------------------------------
     threshold_min_positives: int = Field(

@@ -2,7 +2,8 @@
 
 On a dataset of ~120 subjects a single split moves scores by several points from the fold
 assignment alone; the parent run's means and standard deviations say how much of a
-difference between two configs is real.
+difference between two configs is real. With `ensemble`, the parent run also logs one model
+averaging the fold models (`ckrun.ensemble`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class CVResult:
     mean: dict[str, float]
     std: dict[str, float]
     verdict: str
+    model_uri: str | None = None  # the fold ensemble, when asked for
 
     def summary_line(self) -> str:
         keys = ("test_emotion_f1", "test_au_f1", "val_emotion_f1", "val_au_f1")
@@ -51,7 +53,13 @@ def aggregate(fold_metrics: list[dict[str, float]]) -> tuple[dict[str, float], d
 
 
 def cross_validate(
-    cfg: TrainConfig, data: PreparedData, k: int, *, experiment: str | None = None, system_metrics: bool = False
+    cfg: TrainConfig,
+    data: PreparedData,
+    k: int,
+    *,
+    experiment: str | None = None,
+    system_metrics: bool = False,
+    ensemble: bool = False,
 ) -> CVResult:
     from ckrun.data.pipeline import FaceCache
 
@@ -92,6 +100,11 @@ def cross_validate(
             ]
         )
         tracking.log_table(table, "cv_folds.csv")
-    result = CVResult(parent.run_id, results, mean, std, verdict)
+        model_uri = None
+        if ensemble:
+            from ckrun.ensemble import log_cv_ensemble
+
+            model_uri = log_cv_ensemble(cfg, results)
+    result = CVResult(parent.run_id, results, mean, std, verdict, model_uri)
     echo(f"cross-validation ({k} folds): {result.summary_line()}")
     return result

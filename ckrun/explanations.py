@@ -127,9 +127,13 @@ def share_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def log_run_explanations(model: Any, prep: Preprocessing, test: SplitArrays, per_class: int) -> dict[str, float]:
-    """Explain `per_class` test faces per emotion inside the active run; returns the share metrics."""
-    from ckrun.data import faces
+def log_run_explanations(models: Any, prep: Preprocessing, test: SplitArrays, per_class: int) -> dict[str, float]:
+    """Explain `per_class` test faces per emotion inside the active run; returns the share metrics.
+
+    Labels and probabilities are the run's (its ensemble and test-time augmentation included);
+    the maps are the first member's, on the plain face.
+    """
+    from ckrun.data.geometry import landmark_list, placements
     from ckrun.explain.explainer import explain_faces, face_landmarks
     from ckrun.predict import Predictor
 
@@ -140,14 +144,9 @@ def log_run_explanations(model: Any, prep: Preprocessing, test: SplitArrays, per
         return {}
     rows = test.rows.iloc[picks]
     paths = rows["path"].astype(str).tolist()
-    files = (
-        [None if pd.isna(v) or str(v) == "" else str(v) for v in rows["landmarks"]]
-        if "landmarks" in rows
-        else [None] * len(paths)
-    )
-    boxes = faces.crop_boxes(paths, files, prep.crop, prep.crop_margin)
-    points = face_landmarks(files, boxes, prep.image_size)
-    explanations = explain_faces(Predictor(model, prep), test.images[picks], paths, points)
+    files = landmark_list(rows["landmarks"].tolist() if "landmarks" in rows else [None] * len(paths))
+    points = face_landmarks(files, placements(paths, files, prep.geometry, prep.image_size))
+    explanations = explain_faces(Predictor(models, prep), test.images[picks], paths, points)
     with tempfile.TemporaryDirectory() as tmp:
         written = write_explanations(explanations, Path(tmp) / ARTIFACT_DIR)
         for file in [*written.overlays, written.shares_csv, written.summary_json]:

@@ -1,8 +1,10 @@
 """`ckrun run`: the whole default experiment, from data to report.
 
-Synthetic CK+ (or DATA) → dataset description → linear baseline → the default ResNet →
-a short Optuna study on the quick space with the champion registered → the report. Under
-`mlflow run -e main` the run that MLflow created becomes the parent of every stage.
+Synthetic CK+ (or DATA) → dataset description → the strongest tuned linear baseline →
+the default ResNet → a short Optuna study on the quick space with the champion registered →
+the report. The summary sets the baseline beside each deep run and flags one that does not
+beat it. Under `mlflow run -e main` the run that MLflow created becomes the parent of every
+stage.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckrun import tracking
+from ckrun.baselines import family_label
+from ckrun.baselines.verdict import compare
 from ckrun.config import TrainConfig
 from ckrun.console import echo
 
@@ -30,6 +34,9 @@ class MainJobResult:
     champion_uri: str | None = None
     report_path: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    baseline_model: str = ""  # the family `--model best` kept
+    trial_label: str = ""  # the study's best trial, set beside the default run and the baseline
+    trial_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def _stage(title: str) -> float:
@@ -54,7 +61,7 @@ def run_main(
     from ckrun.data.pipeline import FaceCache
     from ckrun.train import train
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     seconds: dict[str, float] = {}
     start = _stage("data")
     prepared = prepare_for_config(data, cfg)
@@ -64,15 +71,17 @@ def run_main(
     cache = FaceCache(cfg.cache)
 
     with tracking.parent_for_mlflow_run(run_name="ckrun-run"):
-        start = _stage("baseline: logistic regression on pixels")
-        base = run_baseline(cfg, prepared, experiment=experiment, face_cache=cache)
+        start = _stage("baseline: linear models on pixels and HOG, C and family chosen on val")
+        base = run_baseline(cfg, prepared, experiment=experiment, face_cache=cache, model="best")
         seconds["baseline"] = time.perf_counter() - start
 
         start = _stage("train: the default two-headed ResNet")
         trained = train(cfg, prepared, experiment=experiment, face_cache=cache)
         seconds["train"] = time.perf_counter() - start
 
-        result = MainJobResult(base.run_id, trained.run_id, trained.metrics, base.metrics, seconds=seconds)
+        result = MainJobResult(
+            base.run_id, trained.run_id, trained.metrics, base.metrics, seconds=seconds, baseline_model=base.model
+        )
         if n_trials > 0:
             from ckrun.tune import TuneOptions, run_tune
 
@@ -81,6 +90,9 @@ def run_main(
                                   storage=storage, experiment=experiment, register=False)  # fmt: skip
             study = run_tune(cfg, prepared, options)
             result.study_summary = study.summary()
+            if study.best_trial is not None and study.best_run_id:
+                result.trial_label = f"best trial ({study.best_trial.number})"
+                result.trial_metrics = dict(tracking.get_run(study.best_run_id).data.metrics)
             result.champion_uri = register_champion(trained, study, register_name)
             seconds["tune"] = time.perf_counter() - start
 
@@ -119,13 +131,28 @@ def register_champion(trained: TrainResult, study: Any, name: str) -> str | None
 
 
 def summary(result: MainJobResult) -> str:
+    """The closing table: the baseline beside each deep run, and a flag where one does not beat it."""
+
     def fmt(metrics: dict[str, float], key: str) -> str:
         value = metrics.get(key)
         return f"{value:.3f}" if value is not None else "n/a"
 
-    lines = ["", "=== summary", "", f"{'':24s}{'baseline':>10s}{'resnet':>10s}"]
-    for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "majority_emotion_accuracy"):
-        lines.append(f"{key:24s}{fmt(result.baseline_metrics, key):>10s}{fmt(result.train_metrics, key):>10s}")
+    label = family_label(result.baseline_model)
+    columns = [(f"baseline {result.baseline_model or ''}".strip(), result.baseline_metrics)]
+    columns.append(("resnet", result.train_metrics))
+    deep = [("the default ResNet run", result.train_metrics)]
+    if result.trial_metrics:
+        columns.append((result.trial_label, result.trial_metrics))
+        deep.append((result.trial_label, result.trial_metrics))
+    width = max(12, *(len(name) + 2 for name, _ in columns))
+    lines = ["", "=== summary", "", f"{'':24s}" + "".join(f"{name:>{width}s}" for name, _ in columns)]
+    for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "objective", "majority_emotion_accuracy"):
+        lines.append(f"{key:24s}" + "".join(f"{fmt(metrics, key):>{width}s}" for _, metrics in columns))
+    lines.append("")
+    for name, metrics in deep:
+        verdict = compare(metrics, result.baseline_metrics)
+        flag = "" if verdict.beats or not verdict.judged else "FLAG: "
+        lines.append(flag + verdict.sentence(name, label))
     lines += ["", f"baseline run: {result.baseline_run_id}", f"train run:    {result.train_run_id}"]
     if result.study_summary:
         lines += ["", result.study_summary]

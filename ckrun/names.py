@@ -26,7 +26,14 @@ SPLIT_METRICS = (
     "au_f1_05",
     "au_f1_micro_05",
 )
-RUN_METRICS = ("best_epoch", "epochs_run", "fit_gap", "majority_emotion_accuracy", "objective")
+RUN_METRICS = (
+    "best_epoch",
+    "epochs_run",
+    "fit_gap",
+    "majority_emotion_accuracy",
+    "objective",
+    "selected_val_objective",  # the epoch-selection rule's val objective at best_epoch
+)
 # From the per-image predictions of val and test (ckrun.split_analysis): calibration,
 # threshold-free and skew-normalised AU scores, and the EMFACS agreement of the two heads.
 ANALYSIS_METRICS = (

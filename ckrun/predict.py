@@ -1,81 +1,180 @@
-"""Prediction with a trained model and its own preprocessing.
+"""Prediction with a trained model (or an ensemble) and its own preprocessing.
 
-Given only a model (and the `Preprocessing` logged with it), turn image files or bytes into
-a labelled table: the emotion with its class probabilities, and per AU the probability
-and the yes/no decision at the model's tuned threshold. Used by `ckrun predict`, by the
-MLflow pyfunc wrapper (so `mlflow models serve` gives the same answers) and by evaluation.
+Given only the Keras models (and the `Preprocessing` logged with them), turn image files or
+bytes into a labelled table: the emotion with its class probabilities, and per AU the
+probability and the yes/no decision at the model's tuned threshold. Probabilities are the
+mean over the ensemble's members and over the test-time augmentation views the
+preprocessing names, so a run's own evaluation (`ckrun.scoring`), `ckrun predict`,
+`ckrun evaluate` and the MLflow pyfunc wrapper (`mlflow models serve`) all give the same
+numbers: they all come through `Predictor.probabilities`.
+
+An ensemble is a list of models; members trained on other splits (the folds of a
+cross-validation) bring their own normalisation and AU list (`member_preps`), and their
+AU outputs are matched to the ensemble's AUs by name. The artifact layout of a logged
+model (one Keras file per member) is written and read here, so the writer (`ckrun.tracking`)
+and every reader agree.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ckrun import tta
 from ckrun.calibration import apply_temperatures
 from ckrun.data import faces
-from ckrun.data.pipeline import Preprocessing, decode_faces, normalise
+from ckrun.data.decode import decode_faces
+from ckrun.data.geometry import landmark_list, placements
+from ckrun.data.pipeline import Preprocessing, normalise, pad_rows
 from ckrun.errors import DataError
+
+KERAS_ARTIFACT = "keras_model"  # one model: keras_model; an ensemble: keras_model_0, keras_model_1, ...
+PREPROCESSING_ARTIFACT = "preprocessing"
+CONFIG_ARTIFACT = "config"
+_MEMBER = re.compile(r"^(keras_model|preprocessing)_(\d+)$")
+_CHUNK = 256  # images normalised and augmented at a time (bounds memory for large presets)
 
 
 class Predictor:
-    """A Keras two-headed model plus the preprocessing it was trained with."""
+    """Keras two-headed model(s) plus the preprocessing they were trained with."""
 
-    def __init__(self, model: Any, prep: Preprocessing, config: dict[str, Any] | None = None) -> None:
-        self.model, self.prep, self.config = model, prep, config or {}
+    def __init__(
+        self,
+        models: Any,
+        prep: Preprocessing,
+        config: dict[str, Any] | None = None,
+        member_preps: Sequence[Preprocessing] | None = None,
+    ) -> None:
+        self.models = list(models) if isinstance(models, list | tuple) else [models]
+        if not self.models:
+            raise ValueError("a Predictor needs at least one model")
+        self.prep, self.config = prep, config or {}
+        self.member_preps = list(member_preps) if member_preps else [prep] * len(self.models)
+        if len(self.member_preps) != len(self.models):
+            raise ValueError(f"{len(self.models)} models but {len(self.member_preps)} member preprocessings")
+        missing = [a for m in self.member_preps for a in prep.aus if a not in m.aus]
+        if missing:
+            raise ValueError(f"ensemble AU {missing[0]} is not an output of every member")
+
+    @property
+    def model(self) -> Any:
+        """The first (for a single model: the only) member."""
+        return self.models[0]
+
+    # ----------------------------------------------------------------------------------
+    # Artifacts: one Keras file per member, the preprocessing, the config
+
+    def write_artifacts(self, folder: Path, config_yaml: str) -> dict[str, str]:
+        """Save the members and their preprocessing under `folder`; the artifact name -> file map."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        single = len(self.models) == 1
+        for i, model in enumerate(self.models):
+            name = KERAS_ARTIFACT if single else f"{KERAS_ARTIFACT}_{i}"
+            model.save(folder / f"{name}.keras")
+            files[name] = str(folder / f"{name}.keras")
+        (folder / "preprocessing.json").write_text(self.prep.to_json())
+        files[PREPROCESSING_ARTIFACT] = str(folder / "preprocessing.json")
+        if any(m is not self.prep for m in self.member_preps):
+            for i, member in enumerate(self.member_preps):
+                (folder / f"preprocessing_{i}.json").write_text(member.to_json())
+                files[f"{PREPROCESSING_ARTIFACT}_{i}"] = str(folder / f"preprocessing_{i}.json")
+        (folder / "config.yaml").write_text(config_yaml)
+        files[CONFIG_ARTIFACT] = str(folder / "config.yaml")
+        return files
 
     @classmethod
-    def from_files(cls, keras_file: Path, preprocessing_file: Path, config_file: Path | None = None) -> Predictor:
+    def from_artifacts(cls, artifacts: Mapping[str, str]) -> Predictor:
+        """Rebuild from the artifact map `write_artifacts` made (what the pyfunc context holds)."""
+        members: dict[int, Path] = {}
+        member_preps: dict[int, Path] = {}
+        for name, file in artifacts.items():
+            match = _MEMBER.match(name)
+            if match:
+                (members if match.group(1) == KERAS_ARTIFACT else member_preps)[int(match.group(2))] = Path(file)
+        keras_files = [members[i] for i in sorted(members)] or [Path(artifacts[KERAS_ARTIFACT])]
+        config = Path(artifacts[CONFIG_ARTIFACT]) if CONFIG_ARTIFACT in artifacts else None
+        member_files = [member_preps[i] for i in sorted(member_preps)] or None
+        return cls.from_files(keras_files, Path(artifacts[PREPROCESSING_ARTIFACT]), config, member_files)
+
+    @classmethod
+    def from_files(
+        cls,
+        keras_files: Path | Sequence[Path],
+        preprocessing_file: Path,
+        config_file: Path | None = None,
+        member_preprocessing_files: Sequence[Path] | None = None,
+    ) -> Predictor:
         import keras
         import yaml
 
+        import ckrun.model.losses
         import ckrun.model.objectives
         import ckrun.model.resnet  # noqa: F401
 
-        model = keras.saving.load_model(keras_file, compile=False)
+        files = [keras_files] if isinstance(keras_files, str | Path) else list(keras_files)
+        models = [keras.saving.load_model(f, compile=False, safe_mode=True) for f in files]  # no lambdas from a file
         config = yaml.safe_load(Path(config_file).read_text()) if config_file else None
-        return cls(model, Preprocessing.from_json(Path(preprocessing_file).read_text()), config)
+        prep = Preprocessing.from_json(Path(preprocessing_file).read_text())
+        members = [Preprocessing.from_json(Path(f).read_text()) for f in member_preprocessing_files or []]
+        return cls(models, prep, config, members or None)
 
     def landmark_files(
         self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None
     ) -> list[str | None]:
-        """The landmark file of each image: as given, or found by path for CK+ frames."""
+        """Each image's landmark file: as given, or found by path for CK+ frames; None where none."""
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"image not found: {missing[0]}")
+        geometry = self.prep.geometry
         if landmarks is None:
-            landmarks = [
-                faces.find_ckplus_landmarks(p) if self.prep.crop in ("auto", "landmarks") else None for p in paths
-            ]
-        return [None if lm is None or pd.isna(lm) or str(lm) == "" else str(lm) for lm in landmarks]
+            uses_landmarks = geometry.crop in ("auto", "landmarks") or geometry.align != "none"
+            landmarks = [faces.find_ckplus_landmarks(p) if uses_landmarks else None for p in paths]
+        return landmark_list(list(landmarks))
 
-    def boxes(self, paths: Sequence[str], landmarks: Sequence[str | None]) -> np.ndarray:
-        """(N, 3) crop boxes (top, left, size) under the model's crop mode."""
-        mode = self.prep.crop
-        if mode == "landmarks" and any(lm is None for lm in landmarks):
-            mode = "auto"  # a new image has no landmark file: fall back to the detector
-        return faces.crop_boxes(list(map(str, paths)), list(landmarks), mode, self.prep.crop_margin)
+    def place(self, paths: Sequence[str], landmarks: Sequence[str | None]) -> np.ndarray:
+        """(N, 2, 3) matrices taking each image's pixels to the model input, as training placed them."""
+        return placements(list(map(str, paths)), list(landmarks), self.prep.geometry, self.prep.image_size)
 
     def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
-        """Cropped, resized uint8 faces; CK+ frames find their landmark file by path."""
+        """Faces placed exactly as training placed them (same geometry, same decode).
+
+        CK+ frames find their landmark file by path; an image without one is cropped by the
+        detector and aligned as the training set's images without landmarks would be.
+        """
         found = self.landmark_files(paths, landmarks)
-        boxes = self.boxes(paths, found)
-        return decode_faces(list(map(str, paths)), boxes, self.prep.image_size, self.prep.channels)
+        names = list(map(str, paths))
+        return decode_faces(names, self.place(names, found), self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Head outputs for uint8 faces (normalised here), temperature-scaled when the model was calibrated."""
+        """Head outputs for uint8 faces: the mean over members and test-time augmentation views,
+        temperature-scaled when the model was calibrated."""
         if len(images) == 0:
             return {"emotion": np.zeros((0, len(self.prep.classes))), "aus": np.zeros((0, len(self.prep.aus)))}
-        x = normalise(images, self.prep).numpy()
-        out = self.model.predict(x, batch_size=batch_size, verbose=0)
-        probs = {"emotion": np.asarray(out["emotion"]), "aus": np.asarray(out["aus"])[:, : len(self.prep.aus)]}
+        parts = [self._chunk(images[i : i + _CHUNK], batch_size) for i in range(0, len(images), _CHUNK)]
+        probs = {key: np.concatenate([p[key] for p in parts]) for key in ("emotion", "aus")}
         return apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
+
+    def _chunk(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+        emotion = np.zeros((len(images), len(self.prep.classes)))
+        aus = np.zeros((len(images), len(self.prep.aus)))
+        count = 0
+        columns = [[member.aus.index(a) for a in self.prep.aus] for member in self.member_preps]
+        for view in tta.views(images, self.prep.tta):
+            for model, member, cols in zip(self.models, self.member_preps, columns, strict=True):
+                out = _predict(model, normalise(view, member).numpy(), batch_size)
+                emotion += out["emotion"]
+                aus += out["aus"][:, cols]
+                count += 1
+        return {"emotion": emotion / count, "aus": aus / count}
 
     def table(self, probs: dict[str, np.ndarray]) -> pd.DataFrame:
         """The documented output columns: emotion, p_<class>, <AU>_prob, <AU> (0/1)."""
@@ -103,6 +202,17 @@ class Predictor:
         with tempfile.TemporaryDirectory() as tmp:
             paths = [_as_path(value, Path(tmp), i) for i, value in enumerate(frame["image"].tolist())]
             return self.table(self.probabilities(self.faces(paths, landmarks)))
+
+
+def _predict(model: Any, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """One model's outputs; under a multi-device strategy every batch must split evenly."""
+    n = len(x)
+    replicas = int(model.distribute_strategy.num_replicas_in_sync)
+    if replicas > 1:
+        batch_size = -(-batch_size // replicas) * replicas
+        x, _ = pad_rows(x, {}, replicas)
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
 
 
 def _as_path(value: Any, tmp: Path, index: int) -> str:

@@ -54,6 +54,19 @@ def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict
     }
 
 
+def log_data_caveats(data: PreparedData) -> None:
+    """Tag a run whose split was accepted with a subject in several splits (allow_subject_overlap).
+
+    The config param says it was allowed; the tag says it happened and to whom, so the runs
+    whose scores carry identity leakage can be filtered out (``tags.ckrun.subject_overlap``).
+    """
+    from ckrun.data.split import overlapping_subjects
+
+    overlap = overlapping_subjects(data.manifest)
+    if overlap:
+        tracking.set_tags({"ckrun.subject_overlap": ",".join(sorted(overlap))[:5000]})
+
+
 def log_evaluation_artifacts(evaluations: dict[str, SplitEvaluation], tmp: str | Path) -> None:
     """Confusion matrices (PNG + JSON), per-class and per-AU tables, per-image predictions and their analysis."""
     from ckrun.figures.confusion import plot_confusion

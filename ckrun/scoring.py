@@ -18,7 +18,6 @@ from ckrun import names
 from ckrun.arrays import SplitArrays
 from ckrun.calibration import Temperatures, apply_temperatures, fit_temperatures
 from ckrun.config import TrainConfig
-from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.metrics import SplitEvaluation, emotion_targets, evaluate_split, majority_accuracy, tune_thresholds
 from ckrun.predictions import prediction_table
 from ckrun.split_analysis import AnalysisSettings, attach_analysis
@@ -29,16 +28,11 @@ if TYPE_CHECKING:
     from ckrun.data.pipeline import Preprocessing
 
 
-def predict_arrays(model: Any, arrays: SplitArrays, prep: Preprocessing) -> dict[str, np.ndarray]:
-    from ckrun.data.pipeline import make_dataset
+def predict_arrays(models: Any, arrays: SplitArrays, prep: Preprocessing) -> dict[str, np.ndarray]:
+    """Probabilities of a split by the path every prediction takes (`Predictor`: members, TTA)."""
+    from ckrun.predict import Predictor
 
-    if len(arrays.images) == 0:
-        return {"emotion": np.zeros((0, len(EMOTION_CLASSES))), "aus": np.zeros((0, len(prep.aus)))}
-    n = len(arrays.images)
-    replicas = int(model.distribute_strategy.num_replicas_in_sync)
-    ds = make_dataset(arrays.images, arrays.labels, prep, batch_size=64, replicas=replicas).map(lambda x, y: x)
-    out = model.predict(ds, verbose=0)
-    return {"emotion": np.asarray(out["emotion"])[:n], "aus": np.asarray(out["aus"])[:n]}
+    return Predictor(models, prep).probabilities(arrays.images)
 
 
 def score_splits(

@@ -2,16 +2,20 @@
 
 `train(cfg, data)` is the single entry point that `ckrun train`, cross-validation, every
 Optuna trial and the main job reuse. It reads as the run's story: choose the AU outputs,
-build arrays and normalisation from the training split, fit with best-epoch restore, score
-clean train / val / test, tune AU thresholds on val, diagnose the fit, and log it all.
-The steps live beside it: `ckrun.arrays` (labels, arrays, weights), `ckrun.model.callbacks`
-(what runs on every epoch), `ckrun.scoring` (probabilities to scores) and `ckrun.run_logging`
+build arrays and normalisation from the training split, fit (one model, or the members of
+a seed ensemble) keeping the epoch the selection rule names, score clean train / val / test
+(with the run's test-time augmentation), tune AU thresholds on val, diagnose the fit, and log
+it all. The steps live beside it: `ckrun.arrays` (labels, arrays, weights),
+`ckrun.model.callbacks`, `.averaging` and `.selection` (what runs on every epoch),
+`ckrun.scoring` (probabilities to scores), `ckrun.ensemble` (members) and `ckrun.run_logging`
 (what every kind of run logs alike). TensorFlow is imported only inside the functions that
 fit, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +29,15 @@ from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
 from ckrun.errors import ConfigError
 from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
-from ckrun.run_logging import describe_run, headline, log_calibration, log_results, run_params, timestamp
+from ckrun.run_logging import (
+    describe_run,
+    headline,
+    log_calibration,
+    log_data_caveats,
+    log_results,
+    run_params,
+    timestamp,
+)
 from ckrun.scoring import calibrate_probabilities, predict_arrays, score_splits, summary_metrics
 
 if TYPE_CHECKING:
@@ -43,6 +55,7 @@ class FitOutcome:
     best_epoch: int
     arrays: dict[str, SplitArrays]
     seconds: float
+    selection_score: float = float("nan")  # the selection rule's val objective at best_epoch
 
 
 def set_seeds(seed: int, deterministic: bool) -> None:
@@ -89,18 +102,16 @@ def fit_model(
     verbose: bool = True,
     prefix: str = "",
 ) -> FitOutcome:
-    """Compile and fit the two-headed ResNet; returns it with the best epoch restored."""
+    """Compile and fit the two-headed ResNet; returns it with the selected epoch's weights."""
     import keras
 
     from ckrun.data.pipeline import Augmentation, make_dataset
-    from ckrun.model.callbacks import BestEpoch, EpochLine, ObjectiveAndRate
-    from ckrun.model.objectives import (
-        MaskedAccuracy,
-        MaskedBinaryCrossentropy,
-        MaskedCategoricalCrossentropy,
-        MaskedMacroF1,
-    )
+    from ckrun.model.averaging import WeightAveraging
+    from ckrun.model.callbacks import EpochLine, ObjectiveAndRate
+    from ckrun.model.losses import au_loss
+    from ckrun.model.objectives import MaskedAccuracy, MaskedCategoricalCrossentropy, MaskedMacroF1
     from ckrun.model.resnet import AU_HEAD, EMOTION_HEAD, build_model
+    from ckrun.model.selection import EpochSelection
 
     set_seeds(cfg.seed, cfg.deterministic)
     train, val = arrays["train"], arrays["val"]
@@ -124,6 +135,8 @@ def fit_model(
         seed=cfg.seed,
         augmentation=augmentation,
         replicas=replicas,
+        weights=train.weights,  # frame weights (frame_weight_decay); mixup mixes them too
+        mixup=cfg.mixup,
     )
     val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64), replicas=replicas)
     steps = int(train_ds.cardinality())  # batches per epoch (fewer when replicas drop the short batch)
@@ -137,12 +150,23 @@ def fit_model(
             metrics[AU_HEAD] = [MaskedAccuracy(True, n_aus), MaskedMacroF1(True, n_aus)]
         model.compile(
             optimizer=_optimizer(cfg, steps),
-            loss={EMOTION_HEAD: MaskedCategoricalCrossentropy(class_w), AU_HEAD: MaskedBinaryCrossentropy(pos_w)},
+            loss={
+                EMOTION_HEAD: MaskedCategoricalCrossentropy(class_w, label_smoothing=cfg.label_smoothing),
+                AU_HEAD: au_loss(cfg, pos_w),
+            },
             loss_weights={EMOTION_HEAD: cfg.emotion_loss_weight, AU_HEAD: cfg.au_loss_weight if n_aus else 0.0},
             metrics=metrics,
         )
-    best = BestEpoch(cfg.early_stopping)
-    cbs: list[Any] = [ObjectiveAndRate(cfg.objective, n_aus > 0), best]
+    averaging = None
+    if cfg.weight_averaging != "none":
+        swa_from = min(cfg.epochs, math.floor(cfg.swa_start * cfg.epochs) + 1)
+        averaging = WeightAveraging(
+            cfg.weight_averaging, momentum=cfg.ema_momentum, start_epoch=swa_from, bn_batches=train_ds
+        )
+    selection = EpochSelection(
+        cfg.selection, cfg.selection_window, cfg.early_stopping, averaging.candidate if averaging else None
+    )
+    cbs: list[Any] = [ObjectiveAndRate(cfg.objective, n_aus > 0), *([averaging] if averaging else []), selection]
     if cfg.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -158,7 +182,29 @@ def fit_model(
     renamed: dict[str, list[float]] = {}
     for key, values in history.history.items():
         renamed[names.keras_to_mlflow(key) if key != "val_objective" else key] = [float(v) for v in values]
-    return FitOutcome(model, prep, renamed, best.best_epoch or len(history.epoch), arrays, seconds)
+    epoch = selection.selected_epoch or len(history.epoch)
+    return FitOutcome(model, prep, renamed, epoch, arrays, seconds, selection.selected_score)
+
+
+def fit_members(
+    cfg: TrainConfig, arrays: dict[str, SplitArrays], prep: Preprocessing, *, callbacks: Sequence[Any], verbose: bool
+) -> list[FitOutcome]:
+    """`cfg.ensemble_seeds` fits on the same split, seeds cfg.seed, cfg.seed + 1, ...
+
+    The first member is the run's own fit: its curves carry the run's metric names and it
+    alone gets `callbacks` (an Optuna pruner judges a trial by it). The others log their
+    curves as ``member<k>_<name>``.
+    """
+    from ckrun.model.callbacks import MlflowEpochLogger
+
+    n = cfg.ensemble_seeds
+    first = [*callbacks, MlflowEpochLogger()]
+    fits = [fit_model(cfg, arrays, prep, callbacks=first, verbose=verbose, prefix=f"member 1/{n} " if n > 1 else "")]
+    for k in range(2, n + 1):
+        member_cfg = cfg.updated(seed=cfg.seed + k - 1)
+        logger = MlflowEpochLogger(prefix=f"member{k}_")
+        fits.append(fit_model(member_cfg, arrays, prep, callbacks=[logger], verbose=verbose, prefix=f"member {k}/{n} "))
+    return fits
 
 
 # --------------------------------------------------------------------------------------
@@ -175,7 +221,11 @@ class TrainResult:
     model_uri: str | None
     preprocessing: Preprocessing
     evaluations: dict[str, SplitEvaluation] = field(default_factory=dict)
-    model: Any = None
+    models: list[Any] = field(default_factory=list)  # the Keras model, or an ensemble's members
+
+    @property
+    def model(self) -> Any:
+        return self.models[0] if self.models else None
 
 
 def train(
@@ -194,8 +244,9 @@ def train(
     on_run_start: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train `cfg` on `data` inside one MLflow run and return its scores."""
+    from ckrun.arrays import face_decision
     from ckrun.data.pipeline import FaceCache
-    from ckrun.model.callbacks import MlflowEpochLogger
+    from ckrun.ensemble import member_metrics
 
     face_cache = face_cache or FaceCache(cfg.cache)
     aus = select_aus(data.part("train"), cfg, data.au_columns)
@@ -215,12 +266,19 @@ def train(
         tracking.log_text(cfg.to_yaml(), "config.yaml")
         tracking.log_table(data.manifest.drop(columns=["landmarks"], errors="ignore"), "data/split.csv")
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
+        log_data_caveats(data)
         if verbose:
             echo(f"run {run.name} ({run.run_id}): {describe_run(cfg, data)}")
 
+        faces = face_decision(cfg, data, face_cache)
+        tracking.log_params(faces.params())
+        if verbose:
+            echo(faces.line())
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
-        outcome = fit_model(cfg, arrays, prep, callbacks=[*callbacks, MlflowEpochLogger()], verbose=verbose)
-        probs = {s: predict_arrays(outcome.model, arrays[s], prep) for s in names.SPLITS}
+        prep = dataclasses.replace(prep, tta=cfg.tta)
+        fits = fit_members(cfg, arrays, prep, callbacks=callbacks, verbose=verbose)
+        outcome, models = fits[0], [f.model for f in fits]
+        probs = {s: predict_arrays(models, arrays[s], prep) for s in names.SPLITS}
         probs, temperatures = calibrate_probabilities(probs, arrays, aus, cfg)
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
@@ -237,33 +295,34 @@ def train(
             best_epoch=outcome.best_epoch,
             epochs_run=epochs_run,
             fit_gap=diagnosis.fit_gap,
-            fit_seconds=outcome.seconds,
+            fit_seconds=sum(f.seconds for f in fits),
+            selected_val_objective=outcome.selection_score,
         )
+        if len(fits) > 1:
+            metrics.update(member_metrics(fits, arrays, prep, cfg))
         if cfg.calibrate:
             metrics.update(log_calibration(temperatures, aus))
         log_results(metrics, diagnosis, outcome.history, outcome.best_epoch, evaluations)
-        prep = type(prep)(
-            **{
-                **prep.__dict__,
-                "thresholds": tuple(float(t) for t in thresholds),
-                "emotion_temperature": temperatures.emotion,
-                "au_temperatures": temperatures.aus,
-            }
+        prep = dataclasses.replace(
+            prep,
+            thresholds=tuple(float(t) for t in thresholds),
+            emotion_temperature=temperatures.emotion,
+            au_temperatures=temperatures.aus,
         )
         if cfg.explain_images_per_class:
-            metrics.update(_log_explanations(outcome.model, prep, arrays["test"], cfg, epochs_run))
-        model_uri = tracking.log_model(outcome.model, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
+            metrics.update(_log_explanations(models, prep, arrays["test"], cfg, epochs_run))
+        model_uri = tracking.log_model(models, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
         if verbose:
             echo(headline(metrics, diagnosis, outcome.best_epoch))
     return TrainResult(
-        run.run_id, metrics, diagnosis, outcome.history, outcome.best_epoch, model_uri, prep, evaluations, outcome.model
+        run.run_id, metrics, diagnosis, outcome.history, outcome.best_epoch, model_uri, prep, evaluations, models
     )
 
 
-def _log_explanations(model: Any, prep: Preprocessing, test: SplitArrays, cfg: TrainConfig, epochs_run: int) -> dict:
+def _log_explanations(models: Any, prep: Preprocessing, test: SplitArrays, cfg: TrainConfig, epochs_run: int) -> dict:
     """Grad-CAM overlays and AU region shares of a few test faces (``explanations/``)."""
     from ckrun.explanations import log_run_explanations
 
-    shares = log_run_explanations(model, prep, test, cfg.explain_images_per_class)
+    shares = log_run_explanations(models, prep, test, cfg.explain_images_per_class)
     tracking.log_metrics(shares, step=tracking.final_metric_step(epochs_run or 1))
     return shares

@@ -92,16 +92,42 @@ def _interrupt_on_sigterm() -> Any:
     """SIGTERM (e.g. from a service manager) stops the server like Ctrl-C, not orphaning it."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        from ckrun.errors import Interrupted
+
+        raise Interrupted(signum)  # a KeyboardInterrupt that exits 143, not 130
 
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, handler)
 
 
-def serve_ui(*, host: str = LOOPBACK, port: int = 5000) -> None:
-    """Start the MLflow UI on ``$MLFLOW_TRACKING_URI`` (default sqlite:///mlflow.db) until Ctrl-C."""
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def point_at_server(uri: str) -> None:
+    """A tracking server serves its own UI: say where, with the default experiment's runs."""
+    address = uri.rstrip("/")
+    echo(
+        f"{tracking.redact_uri(address)} is an MLflow tracking server: open {tracking.redact_uri(address)} in a browser"
+    )
+    experiment = tracking.experiment_id_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or tracking.DEFAULT_EXPERIMENT)
+    if experiment is not None:
+        echo(f"runs of the default experiment: {tracking.redact_uri(experiment_url(address, experiment))}")
+
+
+def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None = None) -> None:
+    """Start the MLflow UI on ``$MLFLOW_TRACKING_URI`` (default sqlite:///mlflow.db) until Ctrl-C.
+
+    `tracking_uri` overrides the environment. A tracking server (``http://…``) already serves
+    the UI, so nothing is started: the address to open is printed.
+    """
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     uri = tracking.configure()
+    if is_server(uri):
+        point_at_server(uri)
+        return
     if not _is_loopback(host):
         warn(f"binding to {host}: the MLflow UI has no login; anyone on that network can read and delete runs")
     address = ui_address(host, port)

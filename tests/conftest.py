@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic CK+ generated once per session, and isolated stores.
+"""Shared fixtures: tiny synthetic CK+ sets generated once per session, and isolated stores.
 
 Every test that logs to MLflow gets its own sqlite store and artifact folder under
 tmp_path (via `mlflow_store`), and CKRUN_CACHE points at a temporary folder so nothing
@@ -26,6 +26,20 @@ def tiny_ckplus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny_ckplus") / "CK+"
     generate_synthetic_ckplus(root, subjects=TINY_SUBJECTS, seed=0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ckplus_easy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same 6 subjects at the `easy` difficulty: for tests that need a tiny model to learn.
+
+    On the realistic default a 6-subject set is too hard for the tiny preset to fit or overfit
+    in a few epochs, so tests that assert a fit diagnosis train on this one.
+    """
+    from ckrun.data.synth import generate_synthetic_ckplus
+
+    root = tmp_path_factory.mktemp("tiny_ckplus_easy") / "CK+"
+    generate_synthetic_ckplus(root, subjects=TINY_SUBJECTS, seed=0, difficulty="easy", progress=False)
     return root
 
 
@@ -57,3 +71,12 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory):
     server = start_ui(tmp_path_factory.mktemp("mlflow_ui"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server (installed with apt when missing); tests create their own databases."""
+    from postgres_server import running_postgres
+
+    with running_postgres() as server:
+        yield server

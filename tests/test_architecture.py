@@ -174,17 +174,18 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("foundation", r"ckrun$|ckrun\.(errors|console|names|config|markdown)$|ckrun\.data(\.(labels|ckformat))?$"),
     ("figures", r"ckrun\.figures(\..+)?$"),
     ("data", r"ckrun\.data\..+$"),
-    ("model", r"ckrun\.model(\.(resnet|objectives))?$"),
+    ("model", r"ckrun\.model(\.(resnet|objectives|losses|averaging|selection))?$"),
     (
         "inference",
-        r"ckrun\.(metrics|arrays|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
-        r"|split_analysis|sequence_analysis)$|ckrun\.explain(\..+)?$",
+        r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
+        r"|split_analysis|sequence_analysis)$|ckrun\.baselines(\.(features|families|verdict))?$"
+        r"|ckrun\.explain(\..+)?$",
     ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
     (
         "runs",
-        r"ckrun\.(scoring|run_logging|prediction_logging|explanations|sequence_evaluation|train|baseline|crossval|evaluate)$"
-        r"|ckrun\.model\.callbacks$",
+        r"ckrun\.(scoring|run_logging|prediction_logging|explanations|sequence_evaluation|train|ensemble|baseline"
+        r"|crossval|evaluate)$|ckrun\.(model\.callbacks|baselines\.selection)$",
     ),
     ("tune", r"ckrun\.tune(\..+)?$"),
     ("report", r"ckrun\.(report(\..+)?|ui|compare)$"),

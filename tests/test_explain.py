@@ -37,12 +37,12 @@ def one_face(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _model_points(landmarks: Path) -> np.ndarray:
     """Landmarks in model-input pixels, by the crop contract: a square around the points grown
-    by MARGIN on each side, then resized to S."""
+    by MARGIN on each side, resized to S (pixel centres: x_out + 0.5 = S / side * (x + 0.5 - left))."""
     points = ckformat.read_landmarks(landmarks)
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
     size = round(max(x1 - x0, y1 - y0) * (1 + 2 * MARGIN))
     top, left = round((y0 + y1) / 2 - size / 2), round((x0 + x1) / 2 - size / 2)
-    return (points - [left, top]) * (S / size)
+    return (points + 0.5 - [left, top]) * (S / size) - 0.5
 
 
 def _disks(centres: np.ndarray, radius: float) -> np.ndarray:

@@ -197,7 +197,7 @@ def test_csv_custom_column_names(tmp_path, ck_names):
 def test_csv_without_subjects_needs_random_split(tmp_path):
     images = _images(tmp_path / "img", ["a.png", "b.png"])
     csv_path = _write_csv(tmp_path / "m.csv", [{"path": str(p), "emotion": "happy"} for p in images])
-    with pytest.raises(DataError, match=r"m\.csv.*subject-exclusive.*--split random"):
+    with pytest.raises(DataError, match=r"m\.csv.*subject-exclusive.*split_method=random"):
         import_dataset(csv_path)
     df = import_dataset(csv_path, split_random=True).manifest
     assert df["subject"].tolist() == df["path"].tolist()
@@ -206,13 +206,13 @@ def test_csv_without_subjects_needs_random_split(tmp_path):
 
 
 def test_csv_predefined_split_is_honoured(tmp_path, ck_names):
-    splits = ["train", "Validation", "test", "val"]
+    splits = ["Validation", "val", "test", "TEST"]  # one split per subject (S005, S010)
     csv_path = _write_csv(
         tmp_path / "m.csv",
         [{"path": str(p), "emotion": "fear", "split": s} for p, s in zip(ck_names, splits, strict=True)],
     )
     df = import_dataset(csv_path).manifest
-    assert df["split"].tolist() == ["train", "val", "test", "val"]
+    assert df["split"].tolist() == ["val", "val", "test", "test"]
     assert df.columns[len(BASE_COLUMNS)] == "split"
 
 
@@ -302,7 +302,7 @@ def test_class_folders(tmp_path):
 
 def test_class_folders_without_subjects(tmp_path):
     _images(tmp_path / "tree" / "fear", ["a.png", "b.png"])
-    with pytest.raises(DataError, match=r"a\.png.*--split random"):
+    with pytest.raises(DataError, match=r"a\.png.*split_method=random"):
         import_dataset(tmp_path / "tree")
     df = import_dataset(tmp_path / "tree", split_random=True).manifest
     assert df["subject"].tolist() == df["path"].tolist()
@@ -360,7 +360,7 @@ def test_readers_only_parse_and_the_importer_checks(tmp_path):
     raw = read_csv_manifest(csv_path)
     assert raw.source_format == "csv" and len(raw.rows) == 2
     assert raw.rows["subject"].isna().all()
-    with pytest.raises(DataError, match=r"m\.csv.*--split random"):
+    with pytest.raises(DataError, match=r"m\.csv.*split_method=random"):
         import_dataset(csv_path)
     with pytest.raises(DataError, match=r"b\.png: corrupt"):
         import_dataset(csv_path, split_random=True)

@@ -376,4 +376,5 @@ def test_preprocessing_json_round_trip() -> None:
     assert back == prep
     assert isinstance(back.mean, tuple) and isinstance(back.classes, tuple)
     assert back.classes == EMOTION_CLASSES
-    assert back.cache_key() == "64-3-landmarks-0.15"
+    assert back.cache_key() == prep.cache_key()
+    assert back.geometry == prep.geometry

@@ -1,130 +1,43 @@
-"""Two `ckrun tune` workers on one study in a real PostgreSQL server.
-
-The fixture starts a throw-away server: Debian's `postgresql` package is installed when no
-`initdb`/`pg_ctl` is found (CI is a fresh Debian machine running as root, with the package
-mirror reachable), `initdb` runs into a temporary folder as the `postgres` user (initdb
-refuses root), and the server listens on a free loopback port with a password-protected
-role. It is stopped and deleted afterwards.
+"""Two `ckrun tune` workers on one study in a real PostgreSQL server (tests/postgres_server.py).
 
 Checked: the --max-trials cap holds exactly across concurrent workers, no trial runs twice,
 every trial has exactly one child run (linked both ways), and the storage password appears
-in no MLflow param, tag, artifact or stored byte, nor in the workers' output.
+in no MLflow param, tag, artifact or stored byte, nor in the workers' output. The storage
+URL is plain ``postgresql://``, as the README writes it, with the `postgres` extra's driver.
 """
 
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
-from system_packages import apt_install
+from postgres_server import PASSWORD, PostgresServer
 
 from ckrun import tracking
 from ckrun.tune import ERROR_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, counted_trials
 
-PASSWORD = "Pg-s3cret-7c1e94b2"  # distinctive, so a leak cannot hide behind a common word
-USER = "ckrun"
 DATABASE = "optuna"
 N_TRIALS, MAX_TRIALS = 2, 3  # two workers could run 4: the cap must stop them at 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
-def _pg_bindir() -> Path | None:
-    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
-    for initdb in [shutil.which("initdb"), *installed]:
-        if initdb and (Path(initdb).resolve().parent / "pg_ctl").exists():
-            return Path(initdb).resolve().parent
-    return None
-
-
-def _as_postgres() -> list[str]:
-    """Command prefix that runs as a non-root user when the tests run as root (initdb refuses root)."""
-    if os.geteuid() != 0:
-        return []
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "postgres"], check=True)
-    if shutil.which("runuser"):
-        return ["runuser", "-u", "postgres", "--"]
-    return ["su", "postgres", "-s", "/bin/sh", "-c", '"$0" "$@"']  # su runs a shell command: pass argv through
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    bindir = _pg_bindir()
-    if bindir is None:
-        apt_install("postgresql", lambda: _pg_bindir() is not None)
-        bindir = _pg_bindir()
-    if bindir is None:
-        pytest.fail(
-            "PostgreSQL is not installed and could not be installed (needs root and apt-get: "
-            '`apt-get install -y postgresql`); deselect this test explicitly with -m "not postgres"',
-            pytrace=False,
-        )
-    prefix = _as_postgres()
-    home = Path(tempfile.mkdtemp(prefix="ckrun-pg-"))  # under /tmp: pytest's tmp_path is private to root
-    data, pwfile, port = home / "data", home / "pwfile", _free_port()
-    pwfile.write_text(PASSWORD + "\n")
-    if prefix:
-        shutil.chown(home, "postgres", "postgres")
-        shutil.chown(pwfile, "postgres", "postgres")
-
-    def pg(*argv: str) -> None:
-        done = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=120, cwd=home)
-        assert done.returncode == 0, f"{argv[0]} failed: {done.stdout}{done.stderr}"
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}", "--auth=scram-sha-256")
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
-    pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(home / "server.log"),
-        "-w",
-        "-t",
-        "60",
-        "-o",
-        options,
-        "start",
-    )
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres")
-        conn.autocommit = True
-        conn.cursor().execute(f"CREATE DATABASE {DATABASE}")
-        conn.close()
-        yield f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], timeout=120)
-        shutil.rmtree(home, ignore_errors=True)
+def postgres_url(postgres: PostgresServer) -> str:
+    return postgres.create_database(DATABASE)
 
 
-def test_password_role_is_enforced(postgres_url: str) -> None:
-    import psycopg2
-
-    port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(psycopg2.OperationalError, match="password"):
-        psycopg2.connect(host="127.0.0.1", port=port, user=USER, password="wrong", dbname=DATABASE)
+def test_password_role_is_enforced(postgres: PostgresServer, postgres_url: str) -> None:
+    assert postgres_url.startswith("postgresql://")  # no +driver: SQLAlchemy picks psycopg 3
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        postgres.connect(DATABASE, password="wrong")
 
 
 def test_two_workers_share_one_study(postgres_url: str, mlflow_store: Path, tiny_ckplus: Path) -> None:

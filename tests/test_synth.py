@@ -1,4 +1,4 @@
-"""Tests for ckrun.data.synth: layout, formats, determinism, visible expressions, skew."""
+"""Tests for ckrun.data.synth: layout, formats, determinism, visible expressions, skew, difficulty."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ckrun.data.synth import (
 from ckrun.errors import ConfigError, DataError
 
 # No head drift, so first-vs-last differences come from the expression alone.
-SMALL = SynthParams(sequences_per_subject=(2, 3), frames_per_sequence=(8, 12), frame_jitter_px=0.0)
+SMALL = SynthParams(sequences_per_subject=(2, 3), frames_per_sequence=(8, 12), frame_jitter_px=0.0, pose_drift_deg=0.0)
 # Many two-frame sequences: cheap label and mode statistics.
 WIDE = SynthParams(sequences_per_subject=(16, 16), frames_per_sequence=(2, 2), rgb_fraction=0.5, noise_sigma=0.0)
 TINY = SynthParams(sequences_per_subject=(1, 1), frames_per_sequence=(2, 2))
@@ -167,8 +167,8 @@ def test_expression_is_visible_between_first_and_last_frame(small: tuple[Path, o
         x1, y1 = np.ceil(acting.max(0) + 6).astype(int)
         face_change = np.abs(last[y0:y1, x0:x1] - first[y0:y1, x0:x1]).mean()
         corner_change = np.abs(last[:24, :24] - first[:24, :24]).mean()  # background: noise only
-        assert moved > 6, (subject, sequence, moved)
-        assert face_change > 2 * corner_change + 2, (subject, sequence, face_change, corner_change)
+        assert moved > 4, (subject, sequence, moved)  # realistic AUs are slight: a few px on a 640 px frame
+        assert face_change > corner_change + 2, (subject, sequence, face_change, corner_change)  # above the noise floor
 
 
 def test_same_seed_same_bytes_whatever_the_workers(small: tuple[Path, object], tmp_path: Path) -> None:
@@ -217,9 +217,10 @@ def test_subjects_csv_has_demographics(small: tuple[Path, object]) -> None:
     root, _ = small
     with (root / ckformat.SUBJECTS_FILE).open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["subject", "age", "sex", "ethnicity"]
+    assert list(rows[0]) == ["subject", "age", "sex", "ethnicity", "synth_difficulty"]
     assert [r["subject"] for r in rows] == sorted({s for s, _, _ in sequences(root)})
     for row in rows:
+        assert row["synth_difficulty"] == "custom"  # SMALL turns off the head drift
         assert 18 <= int(row["age"]) <= 50
         assert row["sex"] in {"F", "M"}
         assert row["ethnicity"] in {"Euro-American", "African-American", "Asian", "Latino", "Other"}

@@ -98,6 +98,7 @@ def test_run_has_every_named_param_metric_tag_and_artifact(trained) -> None:
         assert key in params
     assert json.loads(params["filters"]) == list(cfg.filters)
     assert params["data_digest"] == data.digest
+    assert (params["crop_resolved"], params["align_resolved"]) == ("landmarks", "landmarks")  # decided per dataset
     metrics = run.data.metrics
     for split in names.SPLITS:
         for name in ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_micro", "au_precision_weighted",
@@ -312,9 +313,9 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
     from ckrun.baseline import run_baseline
 
     cfg, data, result = trained
-    base = run_baseline(cfg, data, experiment="unit")
+    base = run_baseline(cfg, data, experiment="unit", c_grid=(0.01, 1.0))
     run = tracking.get_run(base.run_id)
-    assert run.data.tags["ckrun.kind"] == "baseline" and run.info.run_name == "baseline"
+    assert run.data.tags["ckrun.kind"] == "baseline" and run.info.run_name == f"baseline-{base.model}"
     final = {k for k in result.metrics if k.split("_")[0] in names.SPLITS}
     assert final <= set(run.data.metrics)
     assert "majority_emotion_accuracy" in run.data.metrics
@@ -325,6 +326,17 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
 
     paired = compare_runs(result.run_id, base.run_id, samples=200, permutations=500)
     assert paired.result.n_images == len(data.part("test")) and set(paired.result.table["metric"]) == set(HEADLINE)
+    # `best`: every family fitted on the logged grid, the kept one named with its Cs.
+    params = run.data.params
+    assert params["baseline_request"] == "best" and params["baseline_C_grid"] == "[0.01, 1.0]"
+    assert params["baseline_model"] == base.model == params["model"]
+    assert params["baseline_C"] == f"{base.c_emotion:g}" and float(params["baseline_C"]) in (0.01, 1.0)
+    assert params["image_size"] == "48"
+    assert params["au_list"] == tracking.get_run(result.run_id).data.params["au_list"]  # same AU selection
+    assert {"baseline/families.csv", "baseline/candidates.csv"} <= _artifacts(base.run_id)
+    assert len(base.candidates) == 3 * 2 and base.families["kept"].sum() == 1
+    assert run.data.metrics["objective"] == max(base.families["val_objective"])
+    assert run.data.metrics["objective"] == run.data.metrics[f"baseline_objective_{base.model.replace('-', '_')}"]
 
 
 def test_invalid_config_is_rejected_before_a_run_exists(mlflow_store: Path, tiny_ckplus: Path) -> None:

@@ -375,7 +375,9 @@ def test_heartbeat_marks_a_crashed_workers_trial_failed_and_retries_it(
     assert retry.system_attrs["failed_trial"] == 0 and retry.params["l2"] == first.params["l2"]
     assert result.ran == [1] and counted_trials(study.get_trials()) == 1  # the retry used the one slot
     old = tracking.get_run(stale_run)
-    assert old.info.status == "FAILED" and "retried as trial 1" in old.data.tags["ckrun.error"]
+    assert old.info.status == "KILLED" and "stopped sending heartbeats" in old.data.tags["ckrun.end_reason"]
+    assert old.data.tags["ckrun.retried_as"] == "1" and old.data.tags["ckrun.trial_state"] == "FAIL"
+    assert tune.RUN_ID_ATTR not in first.user_attrs or retry.user_attrs[tune.RUN_ID_ATTR] != stale_run
     assert tracking.get_run(retry.user_attrs[tune.RUN_ID_ATTR]).data.tags["ckrun.trial_number"] == "1"
 
 

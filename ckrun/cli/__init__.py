@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from ckrun import __version__
-from ckrun.cli.common import CONTEXT, quiet_tensorflow
+from ckrun.cli.common import CONTEXT, quiet_tensorflow, set_debug
 from ckrun.cli.data_commands import data
 from ckrun.cli.run_commands import baseline_cmd, evaluate_cmd, explain_cmd, predict_cmd, schema, train_cmd
 from ckrun.cli.study_commands import run_cmd, tune_cmd
@@ -21,12 +21,14 @@ from ckrun.cli.view_commands import compare_cmd, report_cmd, ui_cmd
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="ckrun")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="show the full traceback of an error (also: CKRUN_DEBUG=1)")
+def cli(debug: bool) -> None:
     """Run, track and compare CK+ facial-expression experiments (emotion + FACS action units).
 
     Every command logs to MLflow ($MLFLOW_TRACKING_URI, default sqlite:///mlflow.db with
     artifacts in ./mlartifacts). Without --data, the embedded synthetic CK+ is used.
     """
+    set_debug(debug)
     quiet_tensorflow()
 
 

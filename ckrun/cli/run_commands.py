@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ckrun.cli.common import config_options, data_option, friendly_errors, load_cfg
+from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES
+from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, config_options, data_option, friendly_errors, load_cfg
 
 
 @click.command("schema")
@@ -22,6 +23,9 @@ def schema() -> None:
 @data_option
 @config_options
 @click.option("--cv", type=click.IntRange(min=0), default=0, help="K-fold subject-exclusive cross-validation (0 = off)")
+@click.option(
+    "--ensemble", is_flag=True, help="with --cv K: also log one model on the CV run averaging the K fold models"
+)
 @click.option("--system-metrics", is_flag=True, help="log CPU/memory/GPU usage with MLflow's system metrics")
 @click.option("--run-name", default=None, help="MLflow run name  [default: train-<timestamp>]")
 @friendly_errors
@@ -31,22 +35,29 @@ def train_cmd(
     config_file: Path | None,
     overrides: tuple[str, ...],
     cv: int,
+    ensemble: bool,
     system_metrics: bool,
     run_name: str | None,
 ) -> None:
     """Train the two-headed ResNet and log a complete MLflow run."""
+    if ensemble and not cv:
+        raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K too")
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     from ckrun.data.loader import prepare_for_config
 
     prepared = prepare_for_config(data, cfg)
     if cv:
         from ckrun.crossval import cross_validate
 
-        folds = cross_validate(cfg, prepared, cv, experiment=experiment, system_metrics=system_metrics)
+        folds = cross_validate(
+            cfg, prepared, cv, experiment=experiment, system_metrics=system_metrics, ensemble=ensemble
+        )
         click.echo(f"cv run {folds.run_id}: " + folds.summary_line())
+        if folds.model_uri:
+            click.echo(f"model: {folds.model_uri}")
         return
     from ckrun.train import train
 
@@ -58,19 +69,42 @@ def train_cmd(
 @click.command("baseline")
 @data_option
 @config_options
+@click.option(
+    "--model",
+    type=click.Choice(MODEL_CHOICES),
+    default=DEFAULT_MODEL,
+    help="logistic regression or linear SVM on 48 px pixels, linear SVM on HOG, or the best of them on val",
+)
+@click.option(
+    "--c-grid",
+    default=",".join(f"{c:g}" for c in C_GRID),
+    metavar="C,C,...",
+    help="regularisation strengths tried for each head (comma-separated, positive)",
+)
 @friendly_errors
 def baseline_cmd(
-    data: Path | None, experiment: str | None, config_file: Path | None, overrides: tuple[str, ...]
+    data: Path | None,
+    experiment: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    model: str,
+    c_grid: str,
 ) -> None:
-    """Logistic regression on downscaled pixels, on the same split, logged as a run."""
+    """Tuned linear baselines (C chosen on val) on the same split, logged as a run."""
+    try:
+        grid = [float(c) for c in c_grid.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers, received {c_grid!r}", param_hint="--c-grid"
+        ) from None
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     from ckrun.baseline import run_baseline
     from ckrun.data.loader import prepare_for_config
 
-    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment)
+    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment, model=model, c_grid=grid)
     click.echo(f"run id: {result.run_id}")
 
 
@@ -89,10 +123,12 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
     """Score a logged model (runs:/… or models:/…) on DATA and log an evaluation run."""
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
+    from ckrun.errors import spell_options
     from ckrun.evaluate import evaluate_model_uri
 
-    result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment, sequences=sequences)
+    with spell_options(TRAINED_CONFIG_SPELLINGS):
+        result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment, sequences=sequences)
     for key, value in sorted(result.metrics.items()):
         click.echo(f"{key:32s} {value:.4f}")
     click.echo(f"run id: {result.run_id}")

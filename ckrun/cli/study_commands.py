@@ -52,6 +52,19 @@ from ckrun.cli.common import config_options, data_option, friendly_errors, load_
 @click.option("--register/--no-register", default=True, help="register the best trial's model as @champion")
 @click.option("--retrain", is_flag=True, help="retrain the best config on train+val before registering")
 @click.option("--finalize", is_flag=True, help="only register/evaluate the best trial of an existing study")
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=60,
+    help="seconds between this worker's signs of life in the storage (trial heartbeats and worker record)",
+)
+@click.option(
+    "--grace-period",
+    type=click.IntRange(min=2),
+    default=180,
+    help="seconds without a sign of life after which another worker takes this one for dead: its trial "
+    "is failed and retried and its runs end KILLED (same-machine workers are checked by process id at once)",
+)
 @friendly_errors
 def tune_cmd(
     data: Path | None,
@@ -71,12 +84,18 @@ def tune_cmd(
     register: bool,
     retrain: bool,
     finalize: bool,
+    heartbeat: int,
+    grace_period: int,
 ) -> None:
     """Optuna study over the search space; every trial a child MLflow run of one parent."""
+    if grace_period <= heartbeat:
+        raise click.BadParameter(
+            f"{grace_period} must be longer than --heartbeat {heartbeat}", param_hint="--grace-period"
+        )
     cfg = load_cfg(config_file, overrides)
     from ckrun import tracking
 
-    tracking.check_store()
+    tracking.check_store(experiment)
     from ckrun.tune import TuneOptions, run_tune
 
     options = TuneOptions(
@@ -94,6 +113,8 @@ def tune_cmd(
         retrain=retrain,
         finalize_only=finalize,
         experiment=experiment,
+        heartbeat_interval=heartbeat,
+        grace_period=grace_period,
     )
     result = run_tune(cfg, data, options)
     click.echo(result.summary())

@@ -1,6 +1,8 @@
 """The embedded default dataset: synthetic CK+ generated once into a cache folder.
 
-Every command that takes DATA falls back to this, so a fresh machine needs no download.
+Every command that takes DATA falls back to this, so a fresh machine needs no download. It is
+the `realistic` difficulty (what `make run` and the benchmarks measure); the cache folder is
+keyed on the generator version, the difficulty, the seed and the number of subjects.
 Generation happens into a temporary sibling folder that is renamed into place, under a file
 lock, so concurrent workers (several `ckrun tune` processes) neither race nor see half a set.
 """
@@ -23,12 +25,16 @@ def cache_dir() -> Path:
     return Path(base) / "ckrun"
 
 
-def default_dataset(*, seed: int = DEFAULT_SEED, subjects: int | None = None, progress: bool = True) -> Path:
-    """Path of the synthetic CK+ for (seed, subjects), generating it on first use."""
+def default_dataset(
+    *, seed: int = DEFAULT_SEED, subjects: int | None = None, difficulty: str | None = None, progress: bool = True
+) -> Path:
+    """Path of the synthetic CK+ for (difficulty, seed, subjects), generating it on first use."""
     from ckrun.data import synth
 
     subjects = synth.DEFAULT_SUBJECTS if subjects is None else subjects
-    root = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-seed{seed}-n{subjects}"
+    difficulty = difficulty or synth.DEFAULT_DIFFICULTY
+    params = synth.SynthParams.preset(difficulty)  # refuses an unknown difficulty before any folder exists
+    root = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-{difficulty}-seed{seed}-n{subjects}"
     if (root / synth.MARKER_FILE).is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +44,7 @@ def default_dataset(*, seed: int = DEFAULT_SEED, subjects: int | None = None, pr
             return root
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        synth.generate_synthetic_ckplus(tmp, subjects=subjects, seed=seed, progress=progress)
+        synth.generate_synthetic_ckplus(tmp, subjects=subjects, seed=seed, params=params, progress=progress)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
     return root

@@ -8,9 +8,10 @@ tf.data as numbers, so the TensorFlow side stays a pure decode-crop-resize.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,13 +52,24 @@ def landmark_box(points: np.ndarray, margin: float) -> tuple[int, int, int]:
     return square_box(x0, y0, x1, y1, margin)
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _cascade():
+    """This thread's face cascade: one shared classifier gives different boxes under threads."""
+    cascade = getattr(_local, "face", None)
+    if cascade is None:
+        cascade = _local.face = load_cascade("haarcascade_frontalface_default.xml")
+    return cascade
+
+
+def load_cascade(name: str) -> Any:
+    """One of OpenCV's bundled Haar cascades (nothing is downloaded)."""
     import cv2
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
     if cascade.empty():
-        raise DataError("OpenCV's frontal-face cascade could not be loaded (opencv-python-headless < 5 ships it)")
+        raise DataError(f"OpenCV's cascade {name} could not be loaded (opencv-python-headless < 5 ships it)")
     return cascade
 
 

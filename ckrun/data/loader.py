@@ -69,15 +69,21 @@ def prepare_data(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
+    allow_subject_overlap: bool = False,
     progress: bool = True,
 ) -> PreparedData:
-    """Import DATA (or the synthetic default) and split it as configured."""
+    """Import DATA (or the synthetic default) and split it as configured.
+
+    A split column the data carries is checked for subjects in several splits only where it
+    is used (``auto`` and ``predefined``); ``subject`` and ``random`` replace it.
+    """
     root = resolve_data(data, progress=progress)
     result = import_dataset(
         root,
         peak_frames=peak_frames,
         require_emotion=require_emotion,
         split_random=split_method == "random",
+        allow_subject_overlap=allow_subject_overlap or split_method in ("subject", "random"),
         progress=progress,
     )
     manifest = result.manifest
@@ -85,7 +91,14 @@ def prepare_data(
     if method == "auto":
         has_split = "split" in manifest.columns and manifest["split"].notna().all()
         method = "predefined" if has_split else "subject"
-    manifest = assign_split(manifest, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, method=method)
+    manifest = assign_split(
+        manifest,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        method=method,
+        allow_subject_overlap=allow_subject_overlap,
+    )
     return PreparedData(
         str(root), result.source_format, manifest.reset_index(drop=True), manifest_digest(manifest), result.skipped
     )
@@ -101,5 +114,6 @@ def prepare_for_config(data: Path | str | None, cfg: TrainConfig, *, progress: b
         val_fraction=cfg.val_fraction,
         test_fraction=cfg.test_fraction,
         seed=cfg.seed,
+        allow_subject_overlap=cfg.allow_subject_overlap,
         progress=progress,
     )

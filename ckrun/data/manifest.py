@@ -11,6 +11,10 @@ two results of an import (a reader's `RawImport`, the importer's checked `Import
 and `save_manifest`. Loading a saved manifest goes through the CSV reader
 (`ckrun.data.importers.load_manifest`), so that there is one parser to trust.
 
+`peak_distance` (optional, Int64) is how many frames an image lies before its sequence's
+labelled peak frame (0 = the peak); the CK+ reader writes it, a CSV may carry it, and a
+dataset without it is all peaks. Training weights frames by it (`frame_weight_decay`).
+
 Missing labels stay missing (``<NA>`` emotion, ``NaN`` AU): the loss masks them, so an
 image with only AU codes or only an emotion is still used.
 """
@@ -30,6 +34,7 @@ __all__ = [
     "BASE_COLUMNS",
     "DEMOGRAPHIC_COLUMNS",
     "FORMATS",
+    "PEAK_DISTANCE",
     "SPLITS",
     "STRING",
     "Format",
@@ -50,6 +55,7 @@ BASE_COLUMNS: tuple[str, ...] = (
     "landmarks",
 )
 DEMOGRAPHIC_COLUMNS: tuple[str, ...] = ("age", "sex", "ethnicity")
+PEAK_DISTANCE = "peak_distance"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FORMATS: tuple[str, ...] = ("ckplus", "csv", "folders")
 
@@ -111,6 +117,8 @@ def finalize_manifest(df: pd.DataFrame) -> pd.DataFrame:
     for column in DEMOGRAPHIC_COLUMNS:
         if column in df.columns:
             out[column] = _age_dtype(df[column]) if column == "age" else df[column]
+    if PEAK_DISTANCE in df.columns:
+        out[PEAK_DISTANCE] = pd.to_numeric(df[PEAK_DISTANCE]).astype("Int64")
     for column in labels.au_columns(list(df.columns)):
         out[column] = pd.to_numeric(df[column]).astype("float64")
     for column in _STRING_COLUMNS:

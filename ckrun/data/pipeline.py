@@ -1,7 +1,8 @@
-"""tf.data input pipeline: decode, crop, pad to square, resize, cache, augment, normalise.
+"""tf.data input pipeline: decode, crop or align, resize, cache, augment, normalise.
 
-Decoding and resizing run once per image (in parallel tf.data maps) into a uint8 array that
-is cached in memory or in a ``.npy`` file, keyed by the preprocessing settings; training,
+The crop and alignment are decided once per dataset (`crop_policy`), then decoding and
+warping run once per image (`geometry`, `decode`) into a uint8 array that is cached in
+memory or in a ``.npy`` file, keyed by everything the pixels depend on; training,
 validation, tuning trials and the baseline all reuse it. Per-run datasets then only shuffle,
 augment (training only), normalise with train-split statistics, batch and prefetch — the
 cheap part, so an Optuna worker decodes its data once, not once per trial.
@@ -13,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ckrun.data import faces
+from ckrun.data import crop_policy
+from ckrun.data.decode import decode_faces
+from ckrun.data.geometry import FaceGeometry, placements
 from ckrun.data.labels import EMOTION_CLASSES
 
 AUTOTUNE = tf.data.AUTOTUNE
+DECODE_VERSION = 2  # bump when the same settings would give other pixels (v2: OpenCV warp)
+__all__ = ["FaceCache", "Preprocessing", "decode_faces", "make_dataset"]
 
 
 # --------------------------------------------------------------------------------------
@@ -33,7 +38,13 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Everything needed to turn an image file into model input; travels with the model."""
+    """Everything needed to turn an image file into model input; travels with the model.
+
+    `crop` and `align` hold what was decided for the training set (`crop_policy`), never
+    `auto` once the face cache has resolved them, so `ckrun predict` repeats that decision on
+    a new image instead of making its own. The geometry fields default to what models logged
+    before alignment existed did, so their JSON still loads and predicts as before.
+    """
 
     image_size: int
     channels: int
@@ -44,6 +55,11 @@ class Preprocessing:
     classes: tuple[str, ...] = EMOTION_CLASSES
     aus: tuple[str, ...] = ()
     thresholds: tuple[float, ...] = field(default=())
+    crop_fallback: tuple[float, ...] = ()
+    align: str = "none"
+    eye_targets: tuple[float, ...] = ()
+    eye_fallback: tuple[float, ...] = ()
+    tta: str = "none"  # test-time augmentation the model's predictions average over (ckrun.tta)
     # Temperature scaling fitted on val (`calibrate`); 1.0 / empty = the head's own probabilities.
     emotion_temperature: float = 1.0
     au_temperatures: tuple[float, ...] = field(default=())
@@ -57,38 +73,35 @@ class Preprocessing:
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fields)
 
+    @property
+    def resolved(self) -> bool:
+        """Whether this came out of a dataset decision (no `auto`, and what a decision adds)."""
+        if "auto" in (self.crop, self.align):
+            return False
+        return (self.crop != "detector" or bool(self.crop_fallback)) and (
+            self.align == "none" or bool(self.eye_targets)
+        )
+
+    @property
+    def geometry(self) -> FaceGeometry:
+        return FaceGeometry(
+            self.crop, self.crop_margin, self.crop_fallback, self.align, self.eye_targets, self.eye_fallback
+        )
+
+    def with_geometry(self, geometry: FaceGeometry) -> Preprocessing:
+        return replace(
+            self,
+            crop=geometry.crop,
+            crop_margin=geometry.margin,
+            crop_fallback=geometry.crop_fallback,
+            align=geometry.align,
+            eye_targets=geometry.eye_targets,
+            eye_fallback=geometry.eye_fallback,
+        )
+
     def cache_key(self) -> str:
         """What decoded pixels depend on (not normalisation or labels)."""
-        return f"{self.image_size}-{self.channels}-{self.crop}-{self.crop_margin}"
-
-
-def _load_face(path: tf.Tensor, box: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
-    """Decode one file, cut the (possibly out-of-bounds) square box, resize; float 0..255."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-    image = tf.cast(image, tf.float32)
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-    top, left, size = box[0], box[1], box[2]
-    pad_top, pad_left = tf.maximum(0, -top), tf.maximum(0, -left)
-    pad_bottom = tf.maximum(0, top + size - h)
-    pad_right = tf.maximum(0, left + size - w)
-    image = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]])
-    image = image[top + pad_top : top + pad_top + size, left + pad_left : left + pad_left + size]
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.clip_by_value(tf.round(image), 0.0, 255.0)
-
-
-def decode_faces(
-    paths: Sequence[str], boxes: np.ndarray, image_size: int, channels: int, *, batch: int = 64
-) -> np.ndarray:
-    """(N, S, S, C) uint8 faces, decoded in parallel by tf.data."""
-    if len(paths) == 0:
-        return np.zeros((0, image_size, image_size, channels), np.uint8)
-    ds = tf.data.Dataset.from_tensor_slices((list(map(str, paths)), boxes.astype(np.int32)))
-    ds = ds.map(lambda p, b: _load_face(p, b, image_size, channels), num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda x: tf.cast(x, tf.uint8), num_parallel_calls=AUTOTUNE)
-    ds = ds.batch(batch).prefetch(AUTOTUNE)
-    return np.concatenate([b.numpy() for b in ds], axis=0)
+        return f"v{DECODE_VERSION}-{self.image_size}-{self.channels}-{self.geometry.key()}"
 
 
 # --------------------------------------------------------------------------------------
@@ -96,17 +109,41 @@ def decode_faces(
 
 
 class FaceCache:
-    """Decoded faces of a manifest per preprocessing key, in memory or in a cache folder."""
+    """Decoded faces of a manifest per preprocessing key, in memory or in a cache folder.
+
+    It also remembers each dataset's crop decision, so the runs, trials and baseline that
+    share one cache survey the dataset once and all crop it the same way.
+    """
 
     def __init__(self, cache: str = "memory", *, progress: bool = False) -> None:
         self._memory: dict[str, np.ndarray] = {}
+        self._decisions: dict[tuple[str, str, str, float], crop_policy.CropDecision] = {}
         self._folder = None if cache in ("", "memory") else Path(cache)
         self._progress = progress
 
-    def images(self, manifest: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
-        """Faces for every row of `manifest`, in row order."""
+    @staticmethod
+    def _rows(manifest: pd.DataFrame) -> tuple[list[str], list[object], str]:
         paths = manifest["path"].astype(str).tolist()
-        digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+        landmarks = manifest["landmarks"].tolist() if "landmarks" in manifest else [None] * len(paths)
+        text = "\n".join(f"{p}\t{'' if pd.isna(lm) else lm}" for p, lm in zip(paths, landmarks, strict=True))
+        return paths, landmarks, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def decide(self, manifest: pd.DataFrame, prep: Preprocessing) -> crop_policy.CropDecision:
+        """The crop and alignment of this dataset for `prep`'s settings (surveyed once)."""
+        paths, landmarks, digest = self._rows(manifest)
+        key = (digest, prep.crop, prep.align, prep.crop_margin)
+        if key not in self._decisions:
+            self._decisions[key] = crop_policy.decide(paths, landmarks, prep.crop, prep.align, prep.crop_margin)
+        return self._decisions[key]
+
+    def resolve(self, manifest: pd.DataFrame, prep: Preprocessing) -> Preprocessing:
+        """`prep` with `auto` crop and alignment replaced by the dataset's decision."""
+        return prep if prep.resolved else prep.with_geometry(self.decide(manifest, prep).geometry)
+
+    def images(self, manifest: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
+        """Faces for every row of `manifest`, in row order (`auto` settings resolved first)."""
+        prep = self.resolve(manifest, prep)
+        paths, landmarks, digest = self._rows(manifest)
         key = f"{prep.cache_key()}-{digest}"
         if key in self._memory:
             return self._memory[key]
@@ -114,9 +151,8 @@ class FaceCache:
         if file is not None and file.is_file():
             images = np.load(file, mmap_mode="r")
         else:
-            landmarks = manifest["landmarks"].tolist() if "landmarks" in manifest else [None] * len(paths)
-            boxes = faces.crop_boxes(paths, landmarks, prep.crop, prep.crop_margin, progress=self._progress)
-            images = decode_faces(paths, boxes, prep.image_size, prep.channels)
+            matrices = placements(paths, landmarks, prep.geometry, prep.image_size, progress=self._progress)
+            images = decode_faces(paths, matrices, prep.image_size, prep.channels)
             if file is not None:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = file.with_suffix(".tmp.npy")
@@ -253,8 +289,13 @@ def make_dataset(
     seed: int = 0,
     augmentation: Augmentation | None = None,
     replicas: int = 1,
+    weights: np.ndarray | None = None,
+    mixup: float = 0.0,
 ) -> tf.data.Dataset:
-    """Batches of (normalised image, {"emotion", "aus"}) for fit/evaluate/predict.
+    """Batches of (normalised image, {"emotion", "aus"}[, weight]) for fit/evaluate/predict.
+
+    With `weights` (one per image) each element carries a third item, the sample weight
+    Keras multiplies into both heads' losses (metrics ignore it).
 
     Training sets reshuffle every epoch and, with `augmentation`, transform each batch;
     evaluation sets keep row order and are never augmented.
@@ -263,13 +304,19 @@ def make_dataset(
     on per-replica batches of different sizes): training drops the short last batch (a
     different remainder each epoch, as the set is reshuffled) and evaluation sets are padded
     with unlabelled blank rows, which the masked losses and metrics ignore; callers of
-    predict drop the padded rows (`pad_rows`).
+    predict drop the padded rows (`pad_rows`). `mixup` > 0 mixes training batches after
+    augmentation (`ckrun.data.mixup`).
     """
     if replicas > 1 and not training:
         batch_size = -(-batch_size // replicas) * replicas
         images, labels = pad_rows(images, labels, replicas)
     n = len(images)
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if weights is not None:
+        if replicas > 1 and not training:
+            weights = np.concatenate([weights, np.zeros(len(images) - len(weights), weights.dtype)])
+        ds = tf.data.Dataset.from_tensor_slices((images, labels, np.asarray(weights, np.float32)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=training and replicas > 1)
@@ -278,10 +325,19 @@ def make_dataset(
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda batch, s: (
                 augment_batch(tf.cast(batch[0], tf.float32), tf.cast(s % (2**31), tf.int32), augmentation),
-                batch[1],
+                *batch[1:],
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )
-    ds = ds.map(lambda x, y: (normalise(x, prep), y), num_parallel_calls=AUTOTUNE, deterministic=True)
+    if training and mixup > 0:
+        from ckrun.data.mixup import mix_batch
+
+        mix_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, mix_seeds).map(
+            lambda batch, s: mix_batch(batch, tf.cast(s % (2**31), tf.int32), mixup),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.map(lambda x, *rest: (normalise(x, prep), *rest), num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from ckrun.data.labels import EMOTION_CLASSES
-from ckrun.errors import DataError
+from ckrun.errors import DataError, option_hint
 
 SPLITS = ("train", "val", "test")
 _NO_EMOTION = "<none>"
@@ -38,9 +38,14 @@ def _fold_of(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -
 
 
 def _check_classes(manifest: pd.DataFrame, what: str = "split") -> None:
-    """Fail when a class present in the data is missing from val or test."""
+    """Fail when a class present in the data is missing from train, val or test.
+
+    A class absent from train can never be predicted (its test accuracy is silently zero); one
+    absent from val or test cannot be scored.
+    """
     present = [c for c in EMOTION_CLASSES if (manifest["emotion"] == c).any()]
-    for split in ("val", "test"):
+    predefined = what.startswith("predefined")
+    for split in SPLITS:
         part = manifest.loc[manifest["split"] == split]
         if part.empty:
             raise DataError(f"the {what} left the {split} split empty (too few subjects or images)")
@@ -48,12 +53,41 @@ def _check_classes(manifest: pd.DataFrame, what: str = "split") -> None:
         if missing:
             n_subj = {c: manifest.loc[manifest["emotion"] == c, "subject"].nunique() for c in missing}
             detail = ", ".join(f"{c} ({n} subject(s) in all)" for c, n in n_subj.items())
-            raise DataError(
-                f"the {what} leaves no {detail} image in the {split} split: too few subjects "
-                "carry that class; add data or use --set split_method=random"
-            )
-    if not (manifest["split"] == "train").any():
-        raise DataError(f"the {what} left the train split empty")
+            why = "the model could never learn it" if split == "train" else "it could not be scored"
+            if predefined:
+                fix = f"fix the split column, or split by subject with {option_hint('split_method=subject')}"
+            else:
+                fix = f"too few subjects carry that class; add data or use {option_hint('split_method=random')}"
+            raise DataError(f"the {what} leaves no {detail} image in the {split} split ({why}): {fix}")
+
+
+def overlapping_subjects(manifest: pd.DataFrame) -> dict[str, list[str]]:
+    """Subjects whose images sit in more than one split, with those splits (in train/val/test order)."""
+    if "split" not in manifest.columns or "subject" not in manifest.columns:
+        return {}
+    known = manifest.loc[manifest["split"].notna() & manifest["subject"].notna(), ["subject", "split"]]
+    found = known.astype(str).groupby("subject")["split"].agg(lambda s: sorted(set(s), key=_split_order))
+    return {str(subject): list(splits) for subject, splits in found.items() if len(splits) > 1}
+
+
+def _split_order(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
+
+
+def check_subject_overlap(manifest: pd.DataFrame, *, allow: bool = False, source: str = "the split column") -> None:
+    """A predefined split must keep each subject in one split: the same face on both sides leaks identity.
+
+    `allow` accepts it knowingly (the run is then tagged with the subjects, see `run_logging`).
+    """
+    overlap = overlapping_subjects(manifest)
+    if not overlap or allow:
+        return
+    subject, splits = next(iter(sorted(overlap.items())))
+    others = f" ({len(overlap)} subjects in several splits)" if len(overlap) > 1 else ""
+    raise DataError(
+        f"subject {subject} is in both {' and '.join(splits)} of {source}{others}: the same face on both sides "
+        f"inflates scores; fix the split, or accept it knowingly with {option_hint('allow_subject_overlap=true')}"
+    )
 
 
 def assign_split(
@@ -63,12 +97,14 @@ def assign_split(
     test_fraction: float = 0.2,
     seed: int = 0,
     method: str = "subject",
+    allow_subject_overlap: bool = False,
 ) -> pd.DataFrame:
     """A copy of `manifest` with a ``split`` column (train/val/test).
 
     `method`: ``subject`` (exclusive, stratified), ``random`` (image-level; only for data
     without subjects, and scores will be optimistic) or ``predefined`` (keep the data's own
-    ``split`` column, e.g. to compare with published folds).
+    ``split`` column, e.g. to compare with published folds; a subject in two of its splits is
+    an error unless `allow_subject_overlap`).
     """
     if manifest.empty:
         raise DataError("cannot split an empty dataset")
@@ -79,6 +115,7 @@ def assign_split(
         bad = sorted(set(out["split"]) - set(SPLITS))
         if bad:
             raise DataError(f"unknown split value(s) {bad} (expected train, val, test)")
+        check_subject_overlap(out, allow=allow_subject_overlap)
         _check_classes(out, "predefined split")
         return out
     if method == "random":

@@ -86,10 +86,10 @@ def explain_faces(
     return out
 
 
-def face_landmarks(files: Sequence[str | None], boxes: np.ndarray, image_size: int) -> list[np.ndarray | None]:
-    """Landmarks of each image in face pixels (through its crop box), None where there is no file."""
+def face_landmarks(files: Sequence[str | None], matrices: np.ndarray) -> list[np.ndarray | None]:
+    """Landmarks of each image in face pixels (through its placement), None where there is no file."""
     out: list[np.ndarray | None] = []
-    for file, box in zip(files, boxes, strict=True):
+    for file, matrix in zip(files, matrices, strict=True):
         if file is None or (not isinstance(file, str | Path)) or str(file) == "":
             out.append(None)
             continue
@@ -97,7 +97,7 @@ def face_landmarks(files: Sequence[str | None], boxes: np.ndarray, image_size: i
             points = ckformat.read_landmarks(Path(file))
         except (OSError, ValueError) as exc:
             raise DataError(f"{file}: unusable landmark file ({exc})") from None
-        out.append(to_face_coordinates(points, box, image_size))
+        out.append(to_face_coordinates(points, matrix))
     return out
 
 
@@ -105,13 +105,13 @@ def explain_paths(
     predictor: Predictor, paths: Sequence[str | Path], landmarks: Sequence[str | None] | None = None
 ) -> list[FaceExplanation]:
     """Explanations of image files with the model's own crop; CK+ frames find their landmarks by path."""
-    from ckrun.data.pipeline import decode_faces
+    from ckrun.data.decode import decode_faces
 
     names = [str(p) for p in paths]
     files = predictor.landmark_files(names, landmarks)
-    boxes = predictor.boxes(names, files)
-    faces = decode_faces(names, boxes, predictor.prep.image_size, predictor.prep.channels)
-    return explain_faces(predictor, faces, names, face_landmarks(files, boxes, predictor.prep.image_size))
+    matrices = predictor.place(names, files)
+    faces = decode_faces(names, matrices, predictor.prep.image_size, predictor.prep.channels)
+    return explain_faces(predictor, faces, names, face_landmarks(files, matrices))
 
 
 def share_table(explanations: Sequence[FaceExplanation]) -> pd.DataFrame:

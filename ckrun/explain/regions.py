@@ -4,7 +4,7 @@ An AU is a movement of one part of the face, so a model that detects it should l
 Each region is drawn from the 68 iBUG points CK+ ships (0-based: jaw 0-16, brows 17-26, nose
 27-35, eyes 36-47, lips 48-67), grown by a fraction of the inter-ocular distance so it keeps
 its size relative to the face whatever the crop. Points are first mapped through the same
-square crop box and resize as the image (`to_face_coordinates`), so masks and Grad-CAM maps
+crop, alignment and resize as the image (`to_face_coordinates`), so masks and Grad-CAM maps
 share one pixel grid.
 
 The regions follow FACS: brows (AU1, 2, 4), eyes and lids (AU5, 6, 7, 43), nose (AU9 and the
@@ -14,7 +14,7 @@ with the jaw (AU16, 18, 22-28). AUs outside this table get no region and no shar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -52,11 +52,11 @@ def region_of(au: str) -> str | None:
         return None
 
 
-def to_face_coordinates(points: np.ndarray, box: Sequence[int], image_size: int) -> np.ndarray:
-    """Image-pixel (x, y) points -> pixels of the cropped, resized face (box = top, left, size)."""
-    top, left, size = (float(v) for v in box)
-    scale = image_size / size
-    return (np.asarray(points, float) - np.array([left, top])) * scale
+def to_face_coordinates(points: np.ndarray, placement: np.ndarray) -> np.ndarray:
+    """Image-pixel (x, y) points -> pixels of the face the model sees, through the image's
+    placement (the 2 x 3 crop/align/resize matrix of `ckrun.data.geometry`)."""
+    matrix = np.asarray(placement, float).reshape(2, 3)
+    return np.asarray(points, float) @ matrix[:, :2].T + matrix[:, 2]
 
 
 def _inter_ocular(points: np.ndarray) -> float:

@@ -1,10 +1,11 @@
-"""The Keras callbacks of a ckrun fit: objective, best-epoch restore, progress line, MLflow curves.
+"""The Keras callbacks of a ckrun fit: objective, progress line, MLflow curves, Optuna pruning.
 
 They run in order on every epoch's logs: `ObjectiveAndRate` adds `val_objective` and
-`learning_rate` first, so `BestEpoch`, the progress line, the MLflow logger (and the Optuna
-pruner of a trial, `PruneOnObjective`) all read the same numbers. Importing this module imports Keras, so only
-code that fits a model imports it, inside the function that fits: `ckrun --help` stays free
-of TensorFlow.
+`learning_rate` first, so weight averaging and epoch selection (`ckrun.model.averaging`,
+`ckrun.model.selection`), the progress line, the MLflow logger (and the Optuna pruner of a
+trial, `PruneOnObjective`) all read the same numbers. Importing this module imports Keras, so
+only code that fits a model imports it, inside the function that fits: `ckrun --help` stays
+free of TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
-import numpy as np
 
 from ckrun import names, tracking
 from ckrun.console import echo
@@ -40,35 +40,6 @@ class ObjectiveAndRate(keras.callbacks.Callback):
         renamed = names.epoch_metrics(logs)
         logs["val_objective"] = names.objective(renamed, "val", self.kind if self.has_aus else "emotion")
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-class BestEpoch(keras.callbacks.Callback):
-    """Keeps the weights of the best validation objective and restores them at the end.
-
-    Small datasets make validation scores jump between epochs (BatchNorm statistics
-    with batch 16); ending on the best epoch rather than the last removes that lottery.
-    Optional patience stops early.
-    """
-
-    def __init__(self, patience: int = 0) -> None:
-        super().__init__()
-        self.patience = patience
-        self.best, self.best_epoch, self.wait = -np.inf, 0, 0
-        self.best_weights: list[Any] | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = float((logs or {}).get("val_objective", np.nan))
-        if np.isfinite(value) and value > self.best:
-            self.best, self.best_epoch, self.wait = value, epoch + 1, 0
-            self.best_weights = self.model.get_weights()
-        else:
-            self.wait += 1
-            if self.patience and self.wait >= self.patience:
-                self.model.stop_training = True
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -99,10 +70,18 @@ class EpochLine(keras.callbacks.Callback):
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
-    """Logs each epoch's metrics to the active run under the names of docs/architecture.md (step = epoch)."""
+    """Logs each epoch's metrics to the active run under the names of docs/architecture.md (step = epoch).
+
+    A `prefix` keeps the curves of an ensemble's extra members apart (``member2_val_loss``).
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__()
+        self.prefix = prefix
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        tracking.log_metrics(names.epoch_metrics(logs or {}), step=epoch + 1)
+        metrics = names.epoch_metrics(logs or {})
+        tracking.log_metrics({f"{self.prefix}{k}": v for k, v in metrics.items()}, step=epoch + 1)
 
 
 class PruneOnObjective(keras.callbacks.Callback):

@@ -19,23 +19,40 @@ _EPS = 1e-7
 
 @keras.saving.register_keras_serializable(package="ckrun")
 class MaskedCategoricalCrossentropy(keras.losses.Loss):
-    """Cross-entropy over one-hot rows; all-zero rows are unlabelled and ignored."""
+    """Cross-entropy over one-hot rows; all-zero rows are unlabelled and ignored.
 
-    def __init__(self, class_weights: Sequence[float] | None = None, name: str = "masked_cce", **kwargs: Any):
+    With `label_smoothing` ε a labelled row's target becomes (1-ε)·y + ε/K; its class
+    weight stays that of its (soft, under mixup) label, and unlabelled rows stay masked.
+    """
+
+    def __init__(
+        self,
+        class_weights: Sequence[float] | None = None,
+        name: str = "masked_cce",
+        label_smoothing: float = 0.0,
+        **kwargs: Any,
+    ):
         super().__init__(name=name, **kwargs)
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = ops.cast(y_true, y_pred.dtype)
         labelled = ops.cast(ops.sum(y_true, axis=-1) > 0, y_pred.dtype)
-        weights = y_true if self.class_weights is None else y_true * ops.convert_to_tensor(self.class_weights)
-        per_sample = -ops.sum(weights * ops.log(ops.clip(y_pred, _EPS, 1.0)), axis=-1)
+        target = y_true
+        if self.label_smoothing:
+            k = ops.cast(ops.shape(y_true)[-1], y_pred.dtype)
+            target = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / k
+        if self.class_weights is not None:
+            row_weight = ops.sum(y_true * ops.convert_to_tensor(self.class_weights), axis=-1, keepdims=True)
+            target = target * row_weight
+        per_sample = -ops.sum(target * ops.log(ops.clip(y_pred, _EPS, 1.0)), axis=-1)
         # Rescale so the batch mean Keras takes is a mean over labelled rows only.
         batch = ops.cast(ops.shape(y_true)[0], y_pred.dtype)
         return per_sample * labelled * batch / ops.maximum(ops.sum(labelled), 1.0)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "class_weights": self.class_weights}
+        return {**super().get_config(), "class_weights": self.class_weights, "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="ckrun")

@@ -27,17 +27,31 @@ class ResidualBlock(layers.Layer):
 
     The shortcut is a 1x1 conv + BN projection when the stride or the channel count
     changes (decided in `build`, where the input width is known), the identity otherwise.
+    With `drop_path` > 0 (stochastic depth, Huang et al. 2016) training drops the residual
+    branch of a whole sample with that probability and rescales the kept ones, so the
+    expected output is unchanged and inference is the plain block.
     """
 
     def __init__(
-        self, filters: int, stride: int = 1, l2: float = 0.0, bn_momentum: float = 0.99, **kwargs: Any
+        self,
+        filters: int,
+        stride: int = 1,
+        l2: float = 0.0,
+        bn_momentum: float = 0.99,
+        drop_path: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if filters < 1 or stride < 1:
             raise ValueError(f"filters and stride must be positive. Received: filters={filters}, stride={stride}")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0. Received: l2={l2}")
+        if not 0 <= drop_path < 1:
+            raise ValueError(f"drop_path must be in [0, 1). Received: drop_path={drop_path}")
         self.filters, self.stride, self.l2, self.bn_momentum = int(filters), int(stride), float(l2), float(bn_momentum)
+        self.drop_path = float(drop_path)
+        # Only a block that drops anything draws random numbers (and holds a seed state).
+        self.seed_generator = keras.random.SeedGenerator() if self.drop_path else None
         conv = dict(kernel_size=3, padding="same", use_bias=False, kernel_regularizer=_l2(self.l2))
         self.conv1 = layers.Conv2D(self.filters, strides=self.stride, name="conv1", **conv)
         self.bn1 = layers.BatchNormalization(momentum=self.bn_momentum, name="bn1")
@@ -68,6 +82,11 @@ class ResidualBlock(layers.Layer):
     def call(self, inputs: Any, training: bool = False) -> Any:
         x = keras.ops.relu(self.bn1(self.conv1(inputs), training=training))
         x = self.bn2(self.conv2(x), training=training)
+        if training and self.seed_generator is not None:
+            keep = 1.0 - self.drop_path
+            shape = (keras.ops.shape(x)[0], 1, 1, 1)
+            mask = keras.ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype))
+            x = x * mask / keep
         shortcut = inputs
         if self.proj_conv is not None and self.proj_bn is not None:
             shortcut = self.proj_bn(self.proj_conv(inputs), training=training)
@@ -83,6 +102,7 @@ class ResidualBlock(layers.Layer):
             "stride": self.stride,
             "l2": self.l2,
             "bn_momentum": self.bn_momentum,
+            "drop_path": self.drop_path,
         }
 
 
@@ -97,8 +117,13 @@ def build_backbone(
     strides: Sequence[int],
     l2: float,
     bn_momentum: float,
+    drop_path: float = 0.0,
 ) -> Any:
-    """Stem then one stage per (filters, blocks, stride); returns pooled features."""
+    """Stem then one stage per (filters, blocks, stride); returns pooled features.
+
+    Stochastic depth rises linearly over the blocks, from drop_path/N in the first of N
+    to `drop_path` in the last (the "linear decay" rule of Huang et al. 2016).
+    """
     x = layers.Conv2D(
         stem_filters,
         3,
@@ -112,10 +137,13 @@ def build_backbone(
     x = layers.ReLU(name="stem_relu")(x)
     if stem_pool:
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    total, index = sum(blocks), 0
     for s, (width, depth, stride) in enumerate(zip(filters, blocks, strides, strict=True), start=1):
         for b in range(1, depth + 1):
+            index += 1
             block_stride = stride if b == 1 else 1  # downsample at the start of a stage only
-            x = ResidualBlock(width, block_stride, l2, bn_momentum, name=f"stage{s}_block{b}")(x)
+            rate = drop_path * index / total
+            x = ResidualBlock(width, block_stride, l2, bn_momentum, rate, name=f"stage{s}_block{b}")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return layers.Flatten(name="flatten")(x)
 
@@ -133,6 +161,7 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
         strides=cfg.strides,
         l2=cfg.l2,
         bn_momentum=cfg.bn_momentum,
+        drop_path=cfg.drop_path,
     )
     if cfg.dropout > 0:
         features = layers.Dropout(cfg.dropout, name="dropout")(features)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from ckrun.baselines import family_label
+from ckrun.baselines.verdict import Verdict, compare
 from ckrun.report.collect import RunDiagnosis
 
 VERDICT_ORDER = ("overfitting", "underfitting", "balanced")
@@ -131,8 +133,9 @@ def best_run_text(
     references = []
     if baseline is not None:
         references.append(
-            f"the pixel baseline reaches {fmt(baseline['val_emotion_f1'])} emotion macro-F1 and "
-            f"{fmt(baseline['val_au_f1'])} AU macro-F1 on validation"
+            f"the strongest baseline ({family_label(baseline.get('baseline_model'))}) reaches "
+            f"{fmt(baseline['val_emotion_f1'])} emotion macro-F1 and {fmt(baseline['val_au_f1'])} AU macro-F1 "
+            "on validation"
         )
     if majority and "val_emotion_accuracy" in majority:
         references.append(
@@ -164,12 +167,66 @@ def best_run_text(
             "higher learning rate, less regularisation would help)",
         }.get(verdict, "read its score with care")
         lines.append(f"Caution: it is diagnosed as **{verdict}**: {advice}.{alt}")
+    if baseline is not None:
+        verdict = compare(best, baseline)
+        if verdict.judged:
+            lines.append(verdict.sentence("On test, the best run", family_label(baseline.get("baseline_model"))))
     if not math.isnan(best.get("test_emotion_accuracy", math.nan)):
         lines.append(
             f"On the held-out test subjects it scores emotion accuracy {fmt(best['test_emotion_accuracy'])}, "
             f"emotion macro-F1 {fmt(best['test_emotion_f1'])} and AU macro-F1 {fmt(best['test_au_f1'])}."
         )
     return lines
+
+
+def _names(runs: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(runs[:limit])
+    return shown + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
+
+
+def baseline_text(
+    table: pd.DataFrame, verdicts: Mapping[str, tuple[pd.Series, Verdict]]
+) -> tuple[list[str], list[str], list[str]]:
+    """The strongest baseline in words, a sentence per trained run that does not beat it, who does.
+
+    Returns (lead, flagged, tail): 'train-1 does not beat the HOG-SVM baseline on AU macro-F1:
+    0.610 vs 0.630.' Verdicts are on test, head by head; a reviewer reads these before any
+    tuned number.
+    """
+    lead: list[str] = []
+    baselines = {str(b["run_id"]): b for b, _ in verdicts.values()}
+    for baseline in baselines.values():
+        cs = [
+            f"C {c} for {head}"
+            for head, c in (("emotion", baseline.get("baseline_C")), ("AUs", baseline.get("baseline_C_au")))
+            if isinstance(c, str) and c not in ("", "–")
+        ]
+        lead.append(
+            f"The strongest baseline{'' if len(baselines) == 1 else ' on its data'} is **{baseline['run']}** "
+            f"({family_label(baseline.get('baseline_model'))}{', ' + ' and '.join(cs) if cs else ''}, chosen on "
+            f"validation; val objective {fmt(baseline['objective'])}): on test, emotion accuracy "
+            f"{fmt(baseline.get('test_emotion_accuracy'))}, emotion macro-F1 {fmt(baseline.get('test_emotion_f1'))}, "
+            f"AU macro-F1 {fmt(baseline.get('test_au_f1'))}."
+        )
+    name = dict(zip(table["run_id"].astype(str), table["run"].astype(str), strict=False))
+    flagged, winning, unjudged = [], [], []
+    for run_id, (baseline, verdict) in verdicts.items():
+        run = name.get(run_id, run_id)
+        if not verdict.judged:
+            unjudged.append(run)
+        elif verdict.beats:
+            winning.append(run)
+        else:
+            flagged.append(verdict.sentence(f"**{run}**", family_label(baseline.get("baseline_model"))))
+    total = len(verdicts)
+    if flagged:
+        lead.append(f"**{len(flagged)} of {total} trained runs do not beat it**:")
+    tail = []
+    if winning:
+        tail.append(f"{len(winning)} of {total} trained runs beat it on every head: {_names(winning)}.")
+    if unjudged:
+        tail.append(f"Not judged (no test scores on a shared head): {_names(unjudged)}.")
+    return lead, flagged, tail
 
 
 def metric_reading(best: pd.Series) -> list[str]:

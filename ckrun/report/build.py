@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pandas as pd
 from ckrun import tracking
 from ckrun.console import warn
 from ckrun.errors import CkrunError
-from ckrun.report import collect, sections
+from ckrun.report import collect, outdir, sections
 from ckrun.report.dataset import dataset_blocks, describe_data
 from ckrun.report.document import Bullets, Document, Heading, Paragraph, to_html, to_markdown
 from ckrun.report.evaluation import evaluation_blocks
@@ -53,12 +52,22 @@ def generate_report(
     """Write ``report.md``, a self-contained ``report.html`` and ``runs.csv``; returns the HTML path.
 
     `data` overrides the dataset the dataset and per-group sections describe (split with the
-    best run's config); by default they use the best run's own ``data/split.csv``.
+    best run's config); by default they use the best run's own ``data/split.csv``. The report
+    is built aside and moved into `out` whole, replacing only what the previous report wrote
+    (`ckrun.report.outdir`).
     """
     out_dir = Path(out) if out is not None else default_out(experiment)
-    runs = collect.collect_runs(experiment, study)
+    with outdir.staged(out_dir) as staging:
+        runs = collect.collect_runs(experiment, study)
+        _write_report(staging, runs, study, storage, data)
+    return out_dir / REPORT_HTML
+
+
+def _write_report(
+    out_dir: Path, runs: collect.RunSet, study: str | None, storage: str | None, data: Path | str | None
+) -> None:
+    """Every file of the report, into `out_dir` (a fresh staging folder)."""
     fig_dir = out_dir / "figures"
-    shutil.rmtree(fig_dir, ignore_errors=True)  # regenerated, never edited: no stale figures
     fig_dir.mkdir(parents=True, exist_ok=True)
     notes = list(runs.left_out)
 
@@ -89,12 +98,9 @@ def generate_report(
     if notes:
         doc.add(Heading(2, "Notes"), Bullets(notes))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     runs.table.to_csv(out_dir / RUNS_CSV, index=False)
     (out_dir / REPORT_MD).write_text(to_markdown(doc, out_dir))
-    html_path = out_dir / REPORT_HTML
-    html_path.write_text(to_html(doc))
-    return html_path
+    (out_dir / REPORT_HTML).write_text(to_html(doc))
 
 
 def _preamble(runs: collect.RunSet, study: str | None) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun import names, tracking
+from ckrun.baselines.verdict import Verdict, compare
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.predictions import Predictions, read_predictions_csv
 
@@ -153,6 +154,9 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     for key in ("filters", "blocks"):
         table[key] = [_json_list(v) for v in _column(runs, f"params.{key}")]
     table["objective_kind"] = _column(runs, "params.objective").to_numpy()
+    table["data_digest"] = _column(runs, "params.data_digest").to_numpy()
+    for key in ("baseline_model", "baseline_C", "baseline_C_au"):
+        table[key] = _column(runs, f"params.{key}").to_numpy()
     for key in METRIC_COLUMNS:
         table[key] = [_float(v) for v in _column(runs, f"metrics.{key}")]
     table["fit_diagnosis"] = _column(runs, "tags.fit_diagnosis").fillna("").to_numpy()
@@ -194,6 +198,35 @@ def sort_by_objective(table: pd.DataFrame) -> pd.DataFrame:
         ["_missing", "objective", "start_time"], ascending=[True, False, True], kind="stable"
     )
     return order.drop(columns="_missing").reset_index(drop=True)
+
+
+def strongest_baseline(table: pd.DataFrame, digest: Any = None) -> pd.Series | None:
+    """The baseline run with the best validation objective, on data `digest` when one is given.
+
+    A deep run is only measured against a baseline fitted on the same images and split (same
+    `data_digest`); runs logged without a digest match any baseline.
+    """
+    baselines = table.loc[(table["kind"] == "baseline") & table["objective"].notna()]
+    if isinstance(digest, str) and digest and "data_digest" in baselines.columns:
+        same = baselines["data_digest"].map(lambda d: not isinstance(d, str) or not d or d == digest)
+        baselines = baselines.loc[same]
+    if baselines.empty:
+        return None
+    return baselines.sort_values("objective", ascending=False, kind="stable").iloc[0]
+
+
+def baseline_verdicts(table: pd.DataFrame) -> dict[str, tuple[pd.Series, Verdict]]:
+    """Run id -> (its strongest baseline, the verdict on test) for every train run and trial.
+
+    A cv parent's test scores average other test subjects than the baseline's split, so it
+    is not judged here (`bench/bench_recipe.py` compares on shared folds).
+    """
+    out = {}
+    for _, row in table.loc[table["kind"].isin(TRAINED_KINDS)].iterrows():
+        baseline = strongest_baseline(table, row.get("data_digest"))
+        if baseline is not None:
+            out[str(row["run_id"])] = (baseline, compare(row, baseline))
+    return out
 
 
 def best_run(table: pd.DataFrame) -> pd.Series | None:

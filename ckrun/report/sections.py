@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun import tracking
+from ckrun.baselines.verdict import Verdict
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.figures.confusion import plot_confusion
 from ckrun.figures.curves import plot_overlaid_curves
@@ -78,14 +79,30 @@ COMPARISON_HEADERS = (
     "test AU F1",
     "objective",
     "fit diagnosis",
+    "vs strongest baseline (test)",
 )
 
 
+def _baseline_cell(row: Mapping[str, Any], verdicts: Mapping[str, tuple[pd.Series, Verdict]]) -> str:
+    """'beats' / '**no**: AU F1 0.61 ≤ 0.63' for a deep run; 'strongest' for a baseline that is one."""
+    run_id = str(row.get("run_id", ""))
+    if run_id in verdicts:
+        return verdicts[run_id][1].cell()
+    if row.get("kind") == "baseline" and any(str(b["run_id"]) == run_id for b, _ in verdicts.values()):
+        return "strongest baseline"
+    return "–"
+
+
 def comparison_frame(table: pd.DataFrame, majority: Mapping[str, Any] | None) -> pd.DataFrame:
-    """Display rows: trained runs by objective, then the baseline(s), then the majority class."""
+    """Display rows: trained runs by objective, then the baseline(s), then the majority class.
+
+    Every train run and trial is set against the strongest baseline on its data (best val
+    objective), head by head on test; a run that does not beat it says where.
+    """
     trained = table.loc[table["kind"] != "baseline"]
     references = table.loc[table["kind"] == "baseline"]
     rows = [r for _, r in trained.iterrows()] + [r for _, r in references.iterrows()]
+    verdicts = collect.baseline_verdicts(table)
     records = []
     for row in [*rows, *([majority] if majority else [])]:
         test_mark = "*" if row.get("test_source") == "evaluate run" else ""
@@ -107,6 +124,7 @@ def comparison_frame(table: pd.DataFrame, majority: Mapping[str, Any] | None) ->
                 fmt_interval(row, "test_au_f1") + test_mark,
                 fmt(row.get("objective")),
                 str(row.get("fit_diagnosis", "") or "–"),
+                _baseline_cell(row, verdicts),
             ]
         )
     return pd.DataFrame(records, columns=list(COMPARISON_HEADERS))
@@ -119,10 +137,13 @@ def comparison_blocks(
     if runs.table.empty:
         return [*blocks, Paragraph(f"Experiment '{runs.experiment}' holds no finished runs to compare yet.")]
     caption = (
-        f"Sorted by the {analysis.OBJECTIVE_WORDS.get(obj_kind, 'validation objective')} (best first); the pixel "
-        "baseline and the majority-class rule follow as references. train = clean training images (no augmentation); "
+        f"Sorted by the {analysis.OBJECTIVE_WORDS.get(obj_kind, 'validation objective')} (best first); the linear "
+        "baselines and the majority-class rule follow as references. train = clean training images (no augmentation); "
         "epochs (best) = epochs configured (epoch restored). Test scores: value [subject-level bootstrap interval]; "
-        "cross-validation: mean ± SD over folds. * test scores from a later `ckrun evaluate` run."
+        "cross-validation: mean ± SD over folds. * test scores from a later `ckrun evaluate` run. "
+        "vs strongest baseline: each train run and trial against the baseline with the best val objective on the same "
+        "data and split, on test emotion accuracy, emotion macro-F1 and AU macro-F1 (beats = higher on every one; "
+        "cv rows average other test subjects and are not judged)."
     )
     blocks.append(Table(comparison_frame(runs.table, majority), caption))
     path = plot_run_comparison(runs.table, fig_dir / "run_comparison.png", objective_label=objective_label(obj_kind))
@@ -148,9 +169,13 @@ def analysis_blocks(
     for verdict, sentences in groups.items():
         if sentences:
             blocks += [Heading(3, verdict.capitalize()), Bullets(sentences)]
+    lead, flagged, tail = analysis.baseline_text(runs.table, collect.baseline_verdicts(runs.table))
+    if lead:
+        blocks += [Heading(3, "Against the strongest baseline"), *[Paragraph(t) for t in lead]]
+        blocks += [Bullets(flagged)] if flagged else []
+        blocks += [Paragraph(t) for t in tail]
     if best is not None:
-        baselines = runs.table.loc[runs.table["kind"] == "baseline"]
-        baseline = baselines.iloc[0] if not baselines.empty else None
+        baseline = collect.strongest_baseline(runs.table, best.get("data_digest"))
         blocks.append(Heading(3, "Ultimate judgement"))
         blocks += [
             Paragraph(t)

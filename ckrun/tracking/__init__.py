@@ -10,11 +10,13 @@ models, aliases in the registry, and the `MLFLOW_RUN_ID` / `MLFLOW_EXPERIMENT_ID
 Callers use the package as one door (``from ckrun import tracking; tracking.log_metrics(...)``);
 the modules behind it split that door by topic:
 
-- `store`: which store and experiment (configure, reachability, artifact root);
-- `runs`: the active run and everything logged into it;
-- `models`: logging a model and loading it back as a Predictor;
+- `store`: which store and experiment (configure, pre-flight of database and artifacts, artifact root);
+- `runs`: the active run, how it ends whatever ends it, and everything logged into it;
+- `faults`: a write the store refused, named in one line, and the room kept to end a run anyway;
+- `models`: logging a model (the pyfunc wrapper as code, `pyfunc_model`);
+- `model_files`: loading a model back as a Predictor from its files, running no stored code;
 - `registry`: registered versions, aliases and their tags;
-- `queries`: reading runs, metrics and artifacts back.
+- `queries`: reading runs, metrics and artifacts back; ending a dead process's runs.
 """
 
 from ckrun.tracking.models import (
@@ -35,6 +37,7 @@ from ckrun.tracking.queries import (
     get_run,
     metric_history,
     read_artifact_text,
+    running_child_runs,
     search_runs,
 )
 from ckrun.tracking.registry import alias_run_id, alias_version, register_model, tag_model_version
@@ -108,6 +111,7 @@ __all__ = [
     "redact_uri",
     "register_model",
     "run_model_uri",
+    "running_child_runs",
     "search_runs",
     "set_tags",
     "start_run",

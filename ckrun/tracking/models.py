@@ -2,8 +2,14 @@
 
 A ckrun model is logged twice: the pyfunc wrapper (`model`: image paths or bytes in, a
 labelled DataFrame out, so `mlflow models serve` answers like `ckrun predict`) and the plain
-Keras flavour (`keras_model`, the preprocessing in its metadata). MLflow 3 specifics live
-here: `name=` for models and logged-model entities (``models:/<model_id>``).
+Keras flavour (`keras_model`, the preprocessing in its metadata). An ensemble (several
+Keras models averaged) is logged as the pyfunc wrapper only, one Keras file per member; the
+file layout is `ckrun.predict.Predictor`'s. MLflow 3 specifics live here: `name=` for models
+and logged-model entities (``models:/<model_id>``).
+
+The wrapper is logged as code (MLflow's models-from-code, `ckrun.tracking.pyfunc_model`), so
+loading it unpickles nothing; `load_predictor` (what ckrun itself uses) does not even run that
+code: it reads the Keras files and the preprocessing JSON (`ckrun.tracking.model_files`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import json
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +26,6 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from ckrun.errors import CkrunError
 from ckrun.tracking.store import configure, quiet_loggers
 
 if TYPE_CHECKING:
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from ckrun.predict import Predictor
 
 MODEL_NAME = "model"  # pyfunc wrapper: preprocessing + Keras model, DataFrame out
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the wrapper's code, logged with the model
 KERAS_MODEL_NAME = "keras_model"  # plain mlflow.keras flavour, preprocessing in its metadata
 
 
@@ -53,13 +60,9 @@ class CkrunPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """
 
     def load_context(self, context: Any) -> None:
-        from ckrun.predict import Predictor
+        from ckrun.tracking.model_files import predictor_from_artifacts
 
-        self.predictor = Predictor.from_files(
-            Path(context.artifacts["keras_model"]),
-            Path(context.artifacts["preprocessing"]),
-            Path(context.artifacts["config"]) if "config" in context.artifacts else None,
-        )
+        self.predictor = predictor_from_artifacts(context.artifacts)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return self.predictor.predict_frame(model_input)
@@ -78,70 +81,54 @@ def _signature(prep_json: str) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=Schema(outputs))
 
 
-def log_model(keras_model: Any, preprocessing_json: str, config_yaml: str) -> str:
-    """Log the pyfunc wrapper (`model`) and the Keras flavour (`keras_model`); returns the runs:/ URI."""
+def log_model(
+    keras_models: Any, preprocessing_json: str, config_yaml: str, member_preprocessing: Sequence[str] | None = None
+) -> str:
+    """Log the pyfunc wrapper (`model`) and, for one model, the Keras flavour (`keras_model`).
+
+    `keras_models` is one Keras model or a list (an ensemble, averaged at prediction);
+    `member_preprocessing` gives each member its own preprocessing JSON when the members
+    were trained on different splits. Returns the runs:/ URI of the pyfunc model.
+    """
     import ckrun
+    from ckrun.data.pipeline import Preprocessing
+    from ckrun.predict import Predictor
 
     active = mlflow.active_run()
     if active is None:
         raise RuntimeError("log_model needs an active run")
     run_id = active.info.run_id
+    models = list(keras_models) if isinstance(keras_models, list | tuple) else [keras_models]
+    prep = Preprocessing.from_json(preprocessing_json)
+    members = [Preprocessing.from_json(m) for m in member_preprocessing] if member_preprocessing else None
     with tempfile.TemporaryDirectory() as tmp:
-        keras_file = Path(tmp) / "model.keras"
-        keras_model.save(keras_file)
-        prep_file = Path(tmp) / "preprocessing.json"
-        prep_file.write_text(preprocessing_json)
-        cfg_file = Path(tmp) / "config.yaml"
-        cfg_file.write_text(config_yaml)
+        artifacts = Predictor(models, prep, member_preps=members).write_artifacts(Path(tmp), config_yaml)
         quiet = ("mlflow.pyfunc", "mlflow.models.model", "mlflow.keras.save", "mlflow.utils.requirements_utils")
         with quiet_loggers(quiet), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
-                python_model=CkrunPyfunc(),
-                artifacts={"keras_model": str(keras_file), "preprocessing": str(prep_file), "config": str(cfg_file)},
+                python_model=str(PYFUNC_CODE),  # models-from-code: nothing pickled
+                artifacts=artifacts,
                 code_paths=[str(Path(ckrun.__file__).parent)],
                 signature=_signature(preprocessing_json),
                 pip_requirements=_requirements(),
             )
-            mlflow.keras.log_model(
-                keras_model,
-                name=KERAS_MODEL_NAME,
-                pip_requirements=_requirements(),
-                metadata={"ckrun_preprocessing": json.loads(preprocessing_json), "ckrun_config": config_yaml},
-            )
+            if len(models) == 1:
+                mlflow.keras.log_model(
+                    models[0],
+                    name=KERAS_MODEL_NAME,
+                    pip_requirements=_requirements(),
+                    metadata={"ckrun_preprocessing": json.loads(preprocessing_json), "ckrun_config": config_yaml},
+                )
     return f"runs:/{run_id}/{MODEL_NAME}"
 
 
 def load_predictor(model_uri: str) -> Predictor:
-    """A `ckrun.predict.Predictor` for a `runs:/`, `models:/` or local model URI."""
-    from ckrun.predict import Predictor
+    """A `ckrun.predict.Predictor` for a `runs:/`, `models:/` or local model URI; runs no stored code."""
+    from ckrun.tracking.model_files import load_model_files
 
-    configure()
-    try:
-        with quiet_loggers(("mlflow.pyfunc", "mlflow.models.model")), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loaded = mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CkrunError(f"cannot load model {model_uri!r}: {first}") from None
-    meta = loaded.metadata
-    flavors = meta.flavors if meta else {}
-    if "keras" in flavors and (meta.metadata or {}).get("ckrun_preprocessing"):
-        import yaml
-
-        from ckrun.data.pipeline import Preprocessing
-
-        prep = Preprocessing.from_json(json.dumps(meta.metadata["ckrun_preprocessing"]))
-        config = yaml.safe_load(meta.metadata.get("ckrun_config") or "{}")
-        return Predictor(loaded.get_raw_model(), prep, config)
-    try:
-        wrapper = loaded.unwrap_python_model()
-    except Exception:
-        wrapper = None
-    if not isinstance(wrapper, CkrunPyfunc):
-        raise CkrunError(f"{model_uri!r} is not a ckrun model (no ckrun preprocessing found)")
-    return wrapper.predictor
+    return load_model_files(model_uri)
 
 
 def model_run_id(model_uri: str) -> str | None:

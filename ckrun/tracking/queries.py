@@ -89,14 +89,29 @@ def copy_artifact(run_id: str, path: str, dst: Path) -> Path | None:
         return dst
 
 
+def running_child_runs(parent_run_id: str) -> list[str]:
+    """Ids of the RUNNING children of a run (a dead worker's trials, evaluations, retrains)."""
+    configure()
+    try:
+        run = MlflowClient().get_run(parent_run_id)
+        found = MlflowClient().search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+        )
+    except mlflow.exceptions.MlflowException:
+        return []
+    return [r.info.run_id for r in found]
+
+
 def end_stale_run(run_id: str, reason: str) -> bool:
-    """End a run a crashed worker left RUNNING as FAILED, with `reason` as ``ckrun.error``.
+    """End a run that a dead process left RUNNING as KILLED, with `reason` as ``ckrun.end_reason``.
 
     Trials are ordinary `start_run` runs nested under the study's parent run; a worker that
-    dies mid-trial leaves its run RUNNING, and the study closes it here when it retries the
-    trial. Returns False when the run is already finished (or gone), so a retry never
-    rewrites history. (optuna_integration.MLflowCallback is deprecated and would log a
-    second, differently named run per trial.)
+    dies mid-trial leaves them RUNNING, and the study closes them here when it finds the worker
+    dead (`ckrun.tune.liveness`). KILLED, like any run stopped from outside, with everything it
+    logged kept. Returns False when the run is already finished (or gone), so a second worker
+    doing the same clean-up never rewrites history. (optuna_integration.MLflowCallback is
+    deprecated and would log a second, differently named run per trial.)
     """
     configure()
     client = MlflowClient()
@@ -106,6 +121,6 @@ def end_stale_run(run_id: str, reason: str) -> bool:
         return False
     if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
         return False
-    client.set_tag(run_id, "ckrun.error", reason[:5000])
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    client.set_tag(run_id, "ckrun.end_reason", reason[:5000])
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     return True

@@ -20,9 +20,11 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from ckrun.console import warn
+from ckrun.errors import StoreWriteError
+from ckrun.tracking import faults
 from ckrun.tracking.store import configure, experiment_id
 
 KIND_TAG = "ckrun.kind"
@@ -52,15 +54,17 @@ def start_run(
     system_metrics: bool = False,
     killed_on: tuple[type[BaseException], ...] = (),
 ) -> Iterator[RunHandle]:
-    """A run that ends FINISHED, FAILED (exception, logged as `error`) or KILLED.
+    """A run that ends FINISHED, FAILED (exception, logged as `ckrun.error`) or KILLED.
 
     A run started while another is active becomes its child, so trials nest under their
     study and the stages of `ckrun run` under an `mlflow run` parent. At top level, a run id
     exported by `mlflow run` is adopted instead of creating a duplicate. KeyboardInterrupt
-    and the `killed_on` exceptions (e.g. a pruned trial) end the run KILLED with everything
-    already logged kept.
+    (Ctrl-C, and SIGTERM/SIGHUP through `ckrun.errors.Interrupted`) and the `killed_on`
+    exceptions (e.g. a pruned trial) end the run KILLED with everything already logged kept.
+    When the store itself refuses a write (full disk, read-only database), the run is still
+    ended FAILED if at all possible and the error becomes a `StoreWriteError` naming the store.
     """
-    configure()
+    uri = configure()
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     parent = mlflow.active_run()
@@ -68,35 +72,113 @@ def start_run(
     all_tags = {KIND_TAG: kind, **(tags or {})}
     if description:
         all_tags["mlflow.note.content"] = description
-    if parent is not None or not _env_run_id():
-        exp_id = parent.info.experiment_id if parent is not None else experiment_id(experiment)
-        run = mlflow.start_run(
-            experiment_id=exp_id,
-            run_name=run_name,
-            nested=nested,
-            tags=all_tags,
-            log_system_metrics=system_metrics or None,
-        )
-    else:
-        run = mlflow.start_run(log_system_metrics=system_metrics or None)  # adopts MLFLOW_RUN_ID
-        mlflow.set_tags(all_tags)
-        MlflowClient().set_tag(run.info.run_id, "mlflow.runName", run_name)
+    if not nested:
+        faults.reserve.hold(uri)
+    try:
+        run = _create_run(parent, experiment, run_name, all_tags, system_metrics)
+    except Exception as exc:
+        if not nested:
+            faults.reserve.release()
+        _raise_store_problem(exc, uri, None)
+        raise
     handle = RunHandle(run.info.run_id, run.info.experiment_id, run_name)
     killed: tuple[type[BaseException], ...] = (*killed_on, KeyboardInterrupt)
     try:
         yield handle
     except killed as exc:
-        with contextlib.suppress(Exception):
-            mlflow.set_tag("ckrun.end_reason", type(exc).__name__)
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        _end_run(handle, "KILLED", {"ckrun.end_reason": _reason(exc)})
+        if not nested:
+            faults.reserve.release()
         raise
     except BaseException as exc:
-        with contextlib.suppress(Exception):
-            mlflow.set_tag("ckrun.error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        problem = faults.store_write_problem(exc, uri, _artifact_root(handle, run.info.artifact_uri))
+        if problem:
+            faults.reserve.release()  # room for the writes that end the run
+        left = _end_run(handle, "FAILED", {"ckrun.error": f"{type(exc).__name__}: {exc}"[:5000]})
+        if not nested:
+            faults.reserve.release()
+        if problem:
+            raise StoreWriteError(
+                problem + (f"; run {handle.run_id} is still RUNNING ({left})" if left else "")
+            ) from exc
         raise
     else:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+        left = _end_run(handle, "FINISHED", {})
+        if left and faults.reserve.release():
+            left = _end_run(handle, "FINISHED", {})
+        if not nested:
+            faults.reserve.release()
+        if left:
+            raise StoreWriteError(f"run {handle.run_id} finished, but the store did not record it: {left}")
+
+
+def _create_run(
+    parent: Any, experiment: str | None, run_name: str, tags: dict[str, str], system_metrics: bool
+) -> mlflow.ActiveRun:
+    if parent is not None or not _env_run_id():
+        exp_id = parent.info.experiment_id if parent is not None else experiment_id(experiment)
+        return mlflow.start_run(
+            experiment_id=exp_id,
+            run_name=run_name,
+            nested=parent is not None,
+            tags=tags,
+            log_system_metrics=system_metrics or None,
+        )
+    run = mlflow.start_run(log_system_metrics=system_metrics or None)  # adopts MLFLOW_RUN_ID
+    mlflow.set_tags(tags)
+    MlflowClient().set_tag(run.info.run_id, "mlflow.runName", run_name)
+    return run
+
+
+def _artifact_root(handle: RunHandle, fallback: str) -> str:
+    """The experiment's artifact location: runs and logged models both write below it."""
+    try:
+        return str(MlflowClient().get_experiment(handle.experiment_id).artifact_location)
+    except Exception:
+        return fallback
+
+
+def _reason(exc: BaseException) -> str:
+    """``Interrupted: SIGTERM``, ``KeyboardInterrupt``, ``TrialPruned: ...`` for ckrun.end_reason."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:5000] if text else type(exc).__name__
+
+
+def _end_run(handle: RunHandle, status: str, tags: Mapping[str, str]) -> str | None:
+    """Tag and end the active run `handle`; never raises, returns what went wrong (or None).
+
+    Ending must not hide the exception that ended the run, and a failed tag must not keep
+    the status from being written.
+    """
+    problem = None
+    client = MlflowClient()
+    for key, value in tags.items():
+        try:
+            client.set_tag(handle.run_id, key, value)
+        except Exception as exc:
+            problem = _first_line(exc)
+    active = mlflow.active_run()
+    try:
+        if active is not None and active.info.run_id == handle.run_id:
+            mlflow.end_run(status)
+        else:  # an inner run's failed ending left the stack elsewhere: end ours by id
+            client.set_terminated(handle.run_id, status)
+    except Exception as exc:
+        return _first_line(exc)
+    if problem is not None:
+        warn(f"run {handle.run_id} ended {status} without its tags: {problem}")
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _raise_store_problem(exc: BaseException, uri: str, artifact_uri: str | None) -> None:
+    problem = faults.store_write_problem(exc, uri, artifact_uri)
+    if problem:
+        raise StoreWriteError(problem) from exc
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import mlflow
+from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from ckrun.errors import CkrunError
@@ -45,14 +46,83 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def check_store() -> None:
-    """Fail early, before training, when the tracking store cannot be reached."""
+def check_store(experiment: str | None = None) -> None:
+    """Fail early, before any data is read or any run exists, when the store cannot take a run.
+
+    The database must answer, and where the store is local, the database file and the
+    experiment's artifact folder must be writable: a run that trains for an hour and then
+    cannot save its model (``mlartifacts`` a file, a read-only folder) loses the hour.
+    """
     uri = configure()
+    client = MlflowClient()
     try:
-        MlflowClient().search_experiments(max_results=1)
+        client.search_experiments(max_results=1)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if uri.startswith("postgresql") and "No module named" in first:
+            first += " (install the PostgreSQL driver: pip install 'ckrun[postgres]')"
         raise CkrunError(f"MLflow tracking store {redact_uri(uri)} is not reachable: {first}") from None
+    db = sqlite_path(uri)
+    if db is not None and db.exists() and not os.access(db, os.W_OK):
+        raise CkrunError(f"cannot write to the MLflow store {redact_uri(uri)}: the database file is read-only")
+    folder = local_path(_artifact_location(client, uri, experiment))
+    if folder is not None:
+        _check_writable_folder(folder, uri)
+
+
+def _artifact_location(client: MlflowClient, uri: str, experiment: str | None) -> str | None:
+    """Where the runs of `experiment` will write artifacts (None when the server decides)."""
+    found: Experiment | None
+    try:
+        if experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            found = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+        else:
+            name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+            found = client.get_experiment_by_name(name)
+    except mlflow.exceptions.MlflowException:
+        found = None
+    if found is not None and found.lifecycle_stage != "deleted":
+        return str(found.artifact_location)
+    return local_artifact_root(uri)
+
+
+def _check_writable_folder(folder: Path, uri: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise CkrunError(
+            f"MLflow artifact location {folder} is a file, not a folder: move the file away, or point "
+            "MLFLOW_TRACKING_URI at another store"
+        )
+    probe = folder / f".ckrun-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ckrun")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a file is in the way of the folder"
+        raise CkrunError(
+            f"cannot write to the MLflow store {redact_uri(uri)} (artifacts in {folder}): {reason}"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def local_path(uri: str | None) -> Path | None:
+    """The folder behind a ``file:`` URI or a plain path; None for a server or bucket."""
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        return Path(unquote(parts.path) if parts.scheme else uri).resolve()
+    return None
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` store, else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri.removeprefix("sqlite:///")).resolve()
 
 
 def local_artifact_root(uri: str) -> str | None:

@@ -21,6 +21,7 @@ The package, in the order a study uses it:
 - `study.py`     open/create/load the study, consistency checks, trial counts, trials table
 - `cap.py`       the ``--max-trials`` cap across concurrent workers
 - `worker.py`    one worker's loop: objective, one trial, after-trial progress line
+- `liveness.py`  workers' signs of life; failing, retrying and ending the runs of dead ones
 - `champion.py`  best trial, parent-run artifacts, registration, one test evaluation
 - `plots.py`     Optuna's study plots as artifacts
 - `attrs.py`     the user attributes ckrun writes on trials

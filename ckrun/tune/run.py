@@ -15,11 +15,12 @@ from ckrun import names, tracking
 from ckrun.console import echo
 from ckrun.errors import CkrunError, ConfigError
 from ckrun.tune.champion import finalize
+from ckrun.tune.liveness import WorkerId, reap_dead_workers, signs_of_life
 from ckrun.tune.options import StudyResult, TuneOptions
 from ckrun.tune.space import SearchSpace, check_space, load_search_space
 from ckrun.tune.storage import StorageSpec, resolve_storage
 from ckrun.tune.study import load_existing_study, open_study, quiet_optuna
-from ckrun.tune.worker import MAX_CONSECUTIVE_FAILURES, Worker, work, worker_name
+from ckrun.tune.worker import MAX_CONSECUTIVE_FAILURES, Worker, clean_up_after_dead_workers, work
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -60,14 +61,14 @@ def _study_params(
 
 
 def _start_parent(
-    options: TuneOptions, spec: StorageSpec, space: SearchSpace | None
+    options: TuneOptions, spec: StorageSpec, space: SearchSpace | None, me: WorkerId
 ) -> AbstractContextManager[tracking.RunHandle]:
     """The study's parent run (under `mlflow run`, the run it created); tags never hold the storage password."""
     tags = {
         "ckrun.study_name": options.study_name,
         "ckrun.storage_kind": spec.kind,
         "ckrun.storage": spec.label,
-        "ckrun.worker": worker_name(),
+        "ckrun.worker": me.name,
     }
     if space is None:
         name, what = f"{options.study_name}-finalize", "registration of the best trial"
@@ -104,14 +105,23 @@ def run_tune(cfg: TrainConfig, data: PreparedData | Path | str | None, options: 
 def _run_study(
     study: Study, cfg: TrainConfig, data: PreparedData, options: TuneOptions, spec: StorageSpec, space: SearchSpace
 ) -> StudyResult:
+    # Keras first, before any sign of life: TensorFlow's import holds the GIL (so the heartbeat threads
+    # stall) for seconds, enough on a loaded machine for other workers to take this one for dead.
+    import keras  # noqa: F401
+
     from ckrun.data.pipeline import FaceCache
 
     echo(f"study {options.study_name} on {spec.label}: {options.objective} objective, space {space.source}")
-    with _start_parent(options, spec, space) as parent:
+    me = WorkerId.this_process()
+    with (
+        _start_parent(options, spec, space, me) as parent,
+        signs_of_life(study, me, parent.run_id, options.heartbeat_interval),
+    ):
         tracking.log_params(_study_params(options, space, cfg, data))
         tracking.log_text(space.text, "search_space.yaml")
         tracking.log_text(cfg.to_yaml(), "base_config.yaml")
-        worker = Worker(study, space, cfg, data, FaceCache(cfg.cache), options, parent.run_id)
+        worker = Worker(study, space, cfg, data, FaceCache(cfg.cache), options, parent.run_id, me)
+        clean_up_after_dead_workers(worker)
         work(worker)
         result = StudyResult(options.study_name, spec.label, parent.run_id, {}, worker.ran)
         finalize(study, lambda: data, options, result)
@@ -134,7 +144,12 @@ def _finalize_only(
             prepared.append(_prepare(data, cfg))
         return prepared[0]
 
-    with _start_parent(options, spec, None) as parent:
+    me = WorkerId.this_process()
+    with (
+        _start_parent(options, spec, None, me) as parent,
+        signs_of_life(study, me, parent.run_id, options.heartbeat_interval),
+    ):
+        reap_dead_workers(study, me, options.grace_period, options.max_retry)
         tracking.log_params({"tune.study_name": options.study_name, "tune.finalize": True})
         result = StudyResult(options.study_name, spec.label, parent.run_id, {}, [])
         finalize(study, lazy_data, options, result)

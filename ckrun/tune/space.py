@@ -43,7 +43,15 @@ STAGE_KEYS = ("filters", "blocks", "strides")
 # Config keys a study must hold fixed, and why (the error message quotes the reason).
 UNSEARCHABLE: dict[str, str] = {
     **dict.fromkeys(
-        ("peak_frames", "require_emotion", "split_method", "val_fraction", "test_fraction", "seed"),
+        (
+            "peak_frames",
+            "require_emotion",
+            "split_method",
+            "allow_subject_overlap",
+            "val_fraction",
+            "test_fraction",
+            "seed",
+        ),
         "it changes the data or the split, so trials would not be comparable",
     ),
     **dict.fromkeys(("aus", "min_au_count"), "it changes which AUs are scored, so AU F1 would not be comparable"),

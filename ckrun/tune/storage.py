@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ckrun import tracking
 from ckrun.errors import CkrunError, ConfigError
+from ckrun.tune.liveness import RetryStaleTrial
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -87,16 +87,33 @@ def open_storage(
                     engine_kwargs=engine,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                    heartbeat_stale_trial_callback=RetryStaleTrial(max_retry),
                 )
         except ImportError as exc:
-            raise CkrunError(f"storage {spec.label} needs a database driver: {exc}") from None
+            raise CkrunError(missing_driver(spec, exc)) from None
         except Exception as exc:  # workers starting together race to create the tables: retry
             if attempt == 3:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise CkrunError(f"cannot open Optuna storage {spec.label}: {_scrub(first, spec.url)}") from None
             time.sleep(0.5 + np.random.default_rng().random() * 1.5)
     raise AssertionError("unreachable")
+
+
+def missing_driver(spec: StorageSpec, exc: ImportError) -> str:
+    """Which package to install for the storage's database driver."""
+    module = exc.name or str(exc)
+    if spec.kind == "postgresql":
+        driver = spec.url.split("://", 1)[0].partition("+")[2] or "psycopg"
+        if driver == "psycopg":
+            return (
+                f"storage {spec.label} needs the PostgreSQL driver psycopg 3 ({module} is missing): "
+                "pip install 'ckrun[postgres]'"
+            )
+        return (
+            f"storage {spec.label} asks for the driver {driver} ({module} is missing): install it, or write "
+            "postgresql:// to use psycopg 3 from pip install 'ckrun[postgres]'"
+        )
+    return f"storage {spec.label} needs a database driver that is not installed: {module}"
 
 
 def _scrub(text: str, url: str) -> str:

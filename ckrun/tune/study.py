@@ -67,10 +67,10 @@ def _check_study_matches(study: Study, options: TuneOptions, space: SearchSpace,
     """A resumed study must keep its objective; a changed space or base config is warned about."""
     attrs = study.user_attrs
     base_yaml = _base_yaml(base_cfg, space)
-    if "ckrun.objective" not in attrs:
-        study.set_user_attr("ckrun.objective", options.objective)
+    if "ckrun.objective" not in attrs:  # the objective goes last: a worker that sees it sees the rest
         study.set_user_attr("ckrun.search_space", space.text)
         study.set_user_attr("ckrun.base_config", base_yaml)
+        study.set_user_attr("ckrun.objective", options.objective)
         return
     if attrs["ckrun.objective"] != options.objective:
         raise ConfigError(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import socket
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,8 +22,9 @@ import optuna
 from ckrun import tracking
 from ckrun.console import echo
 from ckrun.errors import ConfigError
-from ckrun.tune.attrs import ERROR_ATTR, PARETO_TARGETS, RUN_ID_ATTR, SKIPPED_ATTR
+from ckrun.tune.attrs import ERROR_ATTR, PARETO_TARGETS, RETRY_OF_RUN_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, WORKER_ATTR
 from ckrun.tune.cap import MaxTrialsReached, cap_reached, over_cap
+from ckrun.tune.liveness import WorkerId, reap_dead_workers
 from ckrun.tune.space import suggest_config
 
 if TYPE_CHECKING:
@@ -52,6 +51,7 @@ class Worker:
     face_cache: FaceCache
     options: TuneOptions
     parent_run_id: str
+    me: WorkerId
     started: float = field(default_factory=time.perf_counter)
     ran: list[int] = field(default_factory=list)
     failures_in_a_row: int = 0
@@ -64,12 +64,8 @@ class Worker:
             "ckrun.study_name": self.options.study_name,
             "ckrun.trial_number": str(number),
             "ckrun.study_run_id": self.parent_run_id,
-            "ckrun.worker": worker_name(),
+            "ckrun.worker": self.me.name,
         }
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --------------------------------------------------------------------------------------
@@ -78,12 +74,13 @@ def worker_name() -> str:
 
 def objective(trial: Trial, worker: Worker) -> float | Sequence[float]:
     """Suggest a config, train it as a child run (pruned on the epoch objective), return the score."""
+    trial.set_user_attr(WORKER_ATTR, worker.me.key)  # lets the others clean up if this worker dies
     trials = worker.study.get_trials(deepcopy=False)
     if worker.options.max_trials and over_cap(trials, trial.number, worker.options.max_trials):
         trial.set_user_attr(SKIPPED_ATTR, "max_trials")
         worker.hidden.add(trial.number)
         raise MaxTrialsReached(f"the study already has {worker.options.max_trials} trials")
-    _end_abandoned_run(trial, trials)
+    _tag_retried_run(trial)
     try:
         return _train_trial(trial, worker)
     except Exception as exc:
@@ -94,15 +91,13 @@ def objective(trial: Trial, worker: Worker) -> float | Sequence[float]:
         raise
 
 
-def _end_abandoned_run(trial: Trial, trials: Sequence[FrozenTrial]) -> None:
-    """A retry of a crashed worker's trial ends that worker's run (left RUNNING) as FAILED."""
-    frozen = next((t for t in trials if t.number == trial.number), None)
-    original = frozen.system_attrs.get("failed_trial") if frozen is not None else None
-    stale_run = trial.user_attrs.get(RUN_ID_ATTR)  # copied from the stale trial by the retry callback
-    if original is None or not stale_run:
-        return
-    tracking.end_stale_run(stale_run, f"worker lost (no heartbeat); trial {original} retried as trial {trial.number}")
-    tracking.set_tags({"ckrun.trial_state": "FAIL", "ckrun.retried_as": str(trial.number)}, run_id=stale_run)
+def _tag_retried_run(trial: Trial) -> None:
+    """A retry links the run of the trial it replaces (ended KILLED when its worker was found dead)."""
+    stale_run = trial.user_attrs.get(RETRY_OF_RUN_ATTR)
+    if stale_run:
+        reason = f"worker lost; trial retried as trial {trial.number}"
+        tracking.end_stale_run(stale_run, reason)  # already ended by whoever found the worker dead, normally
+        tracking.set_tags({"ckrun.trial_state": "FAIL", "ckrun.retried_as": str(trial.number)}, run_id=stale_run)
 
 
 def _train_trial(trial: Trial, worker: Worker) -> float | Sequence[float]:
@@ -211,22 +206,42 @@ def progress_line(frozen: FrozenTrial, best: tuple[int, float] | None, elapsed: 
 
 
 class _HideSkippedTrialWarnings(logging.Filter):
-    """Optuna warns with a traceback for every failed trial; a skip at the cap is not a failure."""
+    """Optuna warns with a traceback for every failed trial; a skip at the cap is not a failure,
+    and an interrupted trial (Ctrl-C, SIGTERM) is reported once, by the CLI, in one line."""
 
     def __init__(self, worker: Worker) -> None:
         super().__init__()
         self.worker = worker
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(
+            record.exc_info[1], KeyboardInterrupt | optuna.exceptions.UpdateFinishedTrialError
+        ):
+            return False  # said once, in one line, by the CLI or by `work`
         message = record.getMessage()
         return not any(message.startswith(f"Trial {n} failed ") for n in self.worker.hidden)
 
 
-def _fail_stale_trials(study: Study) -> None:
-    """Fail (and queue retries of) trials whose worker stopped sending heartbeats (RDB storages only)."""
+def clean_up_after_dead_workers(worker: Worker) -> None:
+    """Fail and retry the trials of workers that died, and end their runs KILLED.
+
+    Two mechanisms: Optuna's RDB heartbeats (a trial whose heartbeat is older than the grace
+    period), and ckrun's own worker records (`ckrun.tune.liveness`), which also catch a worker
+    that died between trials and work on journal storages.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+        optuna.storages.fail_stale_trials(worker.study)
+    options = worker.options
+    for name in reap_dead_workers(worker.study, worker.me, options.grace_period, options.max_retry):
+        echo(f"worker {name} is gone: its trial(s) failed and queued again, its runs ended KILLED")
+
+
+def _finished_elsewhere(exc: BaseException) -> bool:
+    """Optuna's complaint when another worker failed this worker's trial (it took it for dead)."""
+    if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a ")
 
 
 def work(worker: Worker) -> None:
@@ -240,18 +255,23 @@ def work(worker: Worker) -> None:
             if options.timeout and time.perf_counter() - worker.started >= options.timeout:
                 worker.stop_reason = f"--timeout {options.timeout:g}s reached"
                 break
-            _fail_stale_trials(worker.study)  # before counting: a crashed worker's trial is retried, not counted twice
+            clean_up_after_dead_workers(worker)  # before counting: a dead worker's trial is retried, not counted twice
             if options.max_trials and cap_reached(worker.study.get_trials(deepcopy=False), options.max_trials):
                 worker.stop_reason = f"the study reached --max-trials {options.max_trials}"
                 break
             # One trial per optimize() call: Optuna fails stale trials of crashed workers and keeps
             # this trial's heartbeat; we check the cap and the stop reasons between trials.
-            worker.study.optimize(
-                lambda trial: objective(trial, worker),
-                n_trials=1,
-                catch=(Exception,),
-                callbacks=[lambda study, frozen: after_trial(worker, study, frozen)],
-            )
+            try:
+                worker.study.optimize(
+                    lambda trial: objective(trial, worker),
+                    n_trials=1,
+                    catch=(Exception,),
+                    callbacks=[lambda study, frozen: after_trial(worker, study, frozen)],
+                )
+            except Exception as exc:
+                if not _finished_elsewhere(exc):
+                    raise
+                echo(f"another worker ended this worker's trial (no heartbeat within --grace-period?): {exc}")
             if worker.stop_reason:
                 break
     finally:

@@ -31,7 +31,7 @@ from ckrun.data.ckformat import (
 )
 from ckrun.data.importers.files import IMAGE_SUFFIXES, is_hidden, visible_dirs
 from ckrun.data.importers.tables import read_demographics
-from ckrun.data.manifest import DEMOGRAPHIC_COLUMNS, RawImport
+from ckrun.data.manifest import DEMOGRAPHIC_COLUMNS, PEAK_DISTANCE, RawImport
 from ckrun.errors import ConfigError, DataError
 
 __all__ = ["find_ckplus_root", "read_ckplus"]
@@ -235,11 +235,13 @@ def _peak_rows(root: Path, seq: _Sequence, peak: _PeakLabels, peak_frames: int) 
     """One row per frame of the peak window: the `peak_frames` frames ending at the label.
 
     In CK+ the labelled frame is the sequence's last, so this is its last `peak_frames`.
+    Each row records how many frames it lies before the peak (`peak_distance`, 0 = peak),
+    counted in images of the sequence, so a frame with weaker expression can weigh less.
     """
     window = [f for f in seq.frames if f <= peak.frame][-peak_frames:]
     landmarks_dir = root / LANDMARKS_DIR / seq.subject / seq.sequence
     rows = []
-    for frame in window:
+    for distance, frame in zip(range(len(window) - 1, -1, -1), window, strict=True):
         image = seq.frames[frame]
         landmarks = landmarks_dir / f"{image.stem}_landmarks.txt"
         rows.append(
@@ -251,6 +253,7 @@ def _peak_rows(root: Path, seq: _Sequence, peak: _PeakLabels, peak_frames: int) 
                 "ck_emotion": peak.ck_emotion,
                 "emotion": peak.emotion,
                 "landmarks": str(landmarks) if landmarks.is_file() else None,
+                PEAK_DISTANCE: distance,
                 "aus": peak.aus,
             }
         )

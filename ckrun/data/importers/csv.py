@@ -18,7 +18,7 @@ import pandas as pd
 
 from ckrun.data import labels
 from ckrun.data.importers.tables import find_column, numeric_column, pick_demographics, read_table, row
-from ckrun.data.manifest import SPLITS, RawImport
+from ckrun.data.manifest import PEAK_DISTANCE, SPLITS, RawImport
 from ckrun.errors import DataError
 
 __all__ = ["read_csv_manifest"]
@@ -38,6 +38,7 @@ class _CsvColumns:
     frame: str | None
     landmarks: str | None
     split: str | None
+    peak_distance: str | None
     aus: dict[str, str]
 
 
@@ -68,6 +69,8 @@ def read_csv_manifest(
         df["landmarks"] = _csv_paths(table[cols.landmarks], csv_path, cols.landmarks, True)
     if cols.split:
         df["split"] = _csv_splits(table[cols.split], csv_path)
+    if cols.peak_distance:
+        df[PEAK_DISTANCE] = _csv_peak_distances(table[cols.peak_distance], csv_path, cols.peak_distance)
     for name, values in pick_demographics(table, csv_path).items():
         df[name] = values
     for column, au in cols.aus.items():
@@ -104,6 +107,7 @@ def _csv_columns(
         frame=find_column(table.columns, "frame"),
         landmarks=find_column(table.columns, "landmarks"),
         split=find_column(table.columns, "split"),
+        peak_distance=find_column(table.columns, PEAK_DISTANCE),
         aus=aus,
     )
 
@@ -131,6 +135,16 @@ def _csv_frames(values: pd.Series, csv_path: Path, column: str) -> pd.Series:
         i = int(np.flatnonzero(fractional.to_numpy())[0])
         raise DataError(f"{csv_path}: {row(i)}: {column} {values.iloc[i]!r} is not a whole number")
     return frames
+
+
+def _csv_peak_distances(values: pd.Series, csv_path: Path, column: str) -> pd.Series:
+    """Frames before the sequence's peak: whole numbers >= 0; an empty cell is a peak (0)."""
+    distances = _csv_frames(values, csv_path, column)
+    negative = distances < 0
+    if negative.any():
+        i = int(np.flatnonzero(negative.to_numpy())[0])
+        raise DataError(f"{csv_path}: {row(i)}: {column} {values.iloc[i]!r} is negative")
+    return distances.fillna(0)
 
 
 def _csv_paths(values: pd.Series, csv_path: Path, column: str, optional: bool = False) -> list[Any]:

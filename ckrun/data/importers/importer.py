@@ -21,12 +21,15 @@ from ckrun.data.importers.csv import read_csv_manifest
 from ckrun.data.importers.files import parse_ck_filename, visible_dirs
 from ckrun.data.importers.folders import is_class_folder, read_class_folders
 from ckrun.data.importers.images import BadImagePolicy, check_bad_image_policy, validate_images
+from ckrun.data.importers.integrity import drop_duplicate_rows, warn_small_faces
 from ckrun.data.manifest import FORMATS, Format, ImportResult, RawImport, finalize_manifest
-from ckrun.errors import ConfigError, DataError
+from ckrun.data.split import check_subject_overlap
+from ckrun.errors import ConfigError, DataError, option_hint
 
 __all__ = [
     "NO_EMOTION_REASON",
     "check_import",
+    "check_manifest_out",
     "detect_format",
     "drop_without_emotion",
     "fill_identity",
@@ -70,6 +73,7 @@ def import_dataset(
     emotion_column: str = "emotion",
     subject_column: str = "subject",
     au_prefix: str = "AU",
+    allow_subject_overlap: bool = False,
     progress: bool = False,
 ) -> ImportResult:
     """Read any supported dataset into a validated manifest (every image opened once).
@@ -95,7 +99,12 @@ def import_dataset(
     else:
         raw = read_class_folders(source)
     return check_import(
-        raw, split_random=split_random, require_emotion=require_emotion, on_bad_image=policy, progress=progress
+        raw,
+        split_random=split_random,
+        require_emotion=require_emotion,
+        on_bad_image=policy,
+        allow_subject_overlap=allow_subject_overlap,
+        progress=progress,
     )
 
 
@@ -111,6 +120,7 @@ def check_import(
     split_random: bool = False,
     require_emotion: bool = False,
     on_bad_image: BadImagePolicy = "error",
+    allow_subject_overlap: bool = False,
     progress: bool = False,
 ) -> ImportResult:
     """Turn what a reader found into a checked manifest: the one place an import is validated.
@@ -121,14 +131,52 @@ def check_import(
     """
     manifest = finalize_manifest(fill_identity(raw.rows, raw.path, split_random=split_random))
     # Checks of the whole table go here: every format now has the same columns and dtypes.
-    skipped = list(raw.skipped)
+    manifest, skipped = drop_duplicate_rows(manifest, raw.source)
+    skipped = list(raw.skipped) + skipped
+    if "split" in manifest.columns:
+        check_subject_overlap(manifest, allow=allow_subject_overlap, source=f"the split column of {raw.source}")
     if require_emotion:
         manifest, dropped = drop_without_emotion(manifest)
         skipped += dropped
         require_rows(manifest, raw.source, "with an emotion label (require_emotion)")
     manifest, bad = validate_images(manifest, on_bad_image=on_bad_image, progress=progress)
     require_rows(manifest, raw.source, "after leaving out unreadable images")
+    warn_small_faces(manifest, raw.source)
     return ImportResult(manifest, skipped + bad, raw.source_format)
+
+
+def check_manifest_out(out: Path, source: Path, option: str = "--out") -> None:
+    """Refuse to write a manifest over the import's own input, into the dataset, or over a foreign file.
+
+    `ckrun data import manifest.csv` in the CSV's folder would otherwise replace the user's
+    CSV (its extra columns lost) with the manifest made from it.
+    """
+    out, source = Path(out), Path(source)
+    target, data = out.resolve(), source.resolve()
+    if target == data or (out.exists() and source.exists() and out.samefile(source)):
+        raise DataError(
+            f"{option} {out} is the input {source}: the manifest would overwrite it; choose another {option}"
+        )
+    if data.is_dir() and data in target.parents:
+        raise DataError(f"{option} {out} is inside the dataset folder {source}; write the manifest outside the data")
+    if out.is_dir():
+        raise DataError(f"{option} {out} is a folder; give the manifest's file name, e.g. {out / 'manifest.csv'}")
+    if out.exists() and not _is_ckrun_manifest(out):
+        raise DataError(
+            f"{option} {out} exists and is not a manifest ckrun wrote; choose another {option} or move the file away"
+        )
+
+
+def _is_ckrun_manifest(path: Path) -> bool:
+    """A manifest `save_manifest` wrote starts with the schema's columns, in order."""
+    from ckrun.data.manifest import BASE_COLUMNS
+
+    try:
+        with path.open(encoding="utf-8") as file:
+            header = file.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return header[: len(BASE_COLUMNS)] == list(BASE_COLUMNS)
 
 
 def load_manifest(path: Path, *, split_random: bool = False) -> pd.DataFrame:
@@ -158,8 +206,8 @@ def fill_identity(df: pd.DataFrame, source: Path, *, split_random: bool) -> pd.D
             first = df.loc[missing, "path"].iloc[0]
             raise DataError(
                 f"{source}: no subject for {int(missing.sum())} image(s), e.g. {first}: "
-                "without a subject column or CK+ file names (S005_001_00000011.png) the split "
-                "cannot be subject-exclusive; add subjects or pass --split random"
+                "without a subject column or CK+ file names (S005_001_00000011.png) the split cannot be "
+                f"subject-exclusive; add subjects or split at random with {option_hint('split_method=random')}"
             )
         df.loc[missing, "subject"] = df.loc[missing, "path"]
     return df

@@ -1,7 +1,8 @@
 """What a sequence expresses: CK+'s emotion skew, EMFACS-style AU prototypes, label noise.
 
-An `Expression` is labels only (emotion, AU levels, what the FACS file says); the landmark
-model turns its AU levels into motion. `pick` is the weighted draw every sampler of the
+An `Expression` is labels only: what is drawn (emotion, AU levels) and what the label files
+say (`label`, `coded`), which differ a little, as FACS coders disagree. The landmark model
+turns its AU levels into motion. `pick` is the weighted draw every sampler of the
 package uses: it consumes exactly one uniform number, and the bytes written depend on that.
 """
 
@@ -16,7 +17,6 @@ from ckrun.data.synth.params import SynthParams
 
 # Sequences per CK+ emotion code in CK+ itself, i.e. 54% negative, 25% surprise, 21% positive.
 _EMOTION_WEIGHTS: dict[int, int] = {1: 45, 2: 18, 3: 59, 4: 25, 5: 69, 6: 28, 7: 83}
-_LEVEL_WEIGHTS = (0.08, 0.17, 0.3, 0.28, 0.17)  # FACS intensity A..E
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,24 @@ _CONFLICTS = frozenset(frozenset(p) for p in ((12, 15), (20, 23), (24, 25), (24,
 # output for has enough positives in a 40-subject set to be learned and scored.
 _EXTRA_POOL = (1, 2, 4, 5, 6, 7, 9, 14, 15, 17, 20, 23, 24, 25)
 _EXTRA_WEIGHTS = (1, 1, 1, 1, 1, 2, 2, 4, 2, 2, 4, 3, 3, 1)
+# AUs that coders confuse with each other (similar appearance), so a miscoded AU is written
+# as its look-alike when it has one; otherwise it is left out.
+_LOOK_ALIKES: dict[int, tuple[int, ...]] = {
+    1: (2,), 2: (1,), 4: (9,), 6: (7,), 7: (6,), 9: (4,), 12: (14,), 14: (12,), 15: (17,),
+    17: (15,), 23: (24,), 24: (23,), 25: (26,), 26: (25, 27), 27: (26,),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Expression:
     """One sequence's target expression: the emotion, whether it is labelled, and AU levels."""
 
-    emotion: int  # CK+ code 1..7
+    emotion: int  # CK+ code 1..7, as drawn
     has_emotion: bool
-    levels: tuple[tuple[int, int], ...]  # (AU, FACS intensity 1..5), sorted by AU
+    levels: tuple[tuple[int, int], ...]  # (AU, FACS intensity 1..5) as drawn, sorted by AU
     coded: tuple[tuple[int, float], ...]  # as written to the FACS file (0 = not intensity-coded)
     side: int  # -1 or +1: the side of unilateral AUs (14)
+    label: int  # CK+ code as written to the Emotion file (label noise may make it differ)
 
 
 def pick(rng: np.random.Generator, weights: tuple[float, ...]) -> int:
@@ -87,7 +94,7 @@ def _prototype_aus(proto: _Prototype, rng: np.random.Generator) -> set[int]:
     return aus
 
 
-def _add_label_noise(aus: set[int], proto: _Prototype, rng: np.random.Generator, params: SynthParams) -> set[int]:
+def _vary_prototype(aus: set[int], proto: _Prototype, rng: np.random.Generator, params: SynthParams) -> set[int]:
     """Drop and add AUs so that the AU set does not determine the emotion exactly."""
     droppable = sorted(aus - set(proto.keep) - set(proto.core[:1]) - {25})
     if droppable and rng.random() < params.missing_au_prob:
@@ -99,19 +106,47 @@ def _add_label_noise(aus: set[int], proto: _Prototype, rng: np.random.Generator,
     return aus
 
 
+def _miscode(coded: list[tuple[int, float]], rng: np.random.Generator, rate: float) -> list[tuple[int, float]]:
+    """Each code is wrong with probability `rate`: written as a look-alike AU, or left out."""
+    if rate <= 0:
+        return coded
+    drawn = {au for au, _ in coded}
+    out: dict[int, float] = {}
+    for au, value in coded:
+        if rng.random() >= rate:
+            out.setdefault(au, value)
+            continue
+        options = [a for a in _LOOK_ALIKES.get(au, ()) if a not in drawn and a not in out]
+        if options:
+            out[options[int(rng.integers(len(options)))]] = value
+    if not out:  # a coder always codes something on a peak frame
+        out = {coded[0][0]: coded[0][1]}
+    return sorted(out.items())
+
+
+def _mislabel(emotion: int, rng: np.random.Generator, rate: float) -> int:
+    """The emotion as written: another one, with CK+'s base rates, with probability `rate`."""
+    if rate <= 0 or rng.random() >= rate:
+        return emotion
+    others = [e for e in _EMOTION_WEIGHTS if e != emotion]
+    return others[pick(rng, tuple(_EMOTION_WEIGHTS[e] for e in others))]
+
+
 def sample_expression(rng: np.random.Generator, params: SynthParams | None = None) -> Expression:
     """Draw one sequence's emotion and AUs with CK+'s class skew and imperfect prototypes."""
     params = params or SynthParams()
     emotion = list(_EMOTION_WEIGHTS)[pick(rng, tuple(_EMOTION_WEIGHTS.values()))]
     proto = _PROTOTYPES[emotion]
-    aus = _add_label_noise(_prototype_aus(proto, rng), proto, rng, params)
+    aus = _vary_prototype(_prototype_aus(proto, rng), proto, rng, params)
     levels = []
     coded = []
     for au in sorted(aus):
-        level = pick(rng, _LEVEL_WEIGHTS) + 1
+        level = pick(rng, params.intensity_weights) + 1
         level = min(level, proto.max_level.get(au, 5))
         levels.append((au, level))
         coded.append((au, 0.0 if rng.random() < params.uncoded_intensity_prob else float(level)))
     has_emotion = bool(rng.random() < params.emotion_fraction)
     side = 1 if rng.random() < 0.5 else -1
-    return Expression(emotion, has_emotion, tuple(levels), tuple(coded), side)
+    coded = _miscode(coded, rng, params.au_label_noise)
+    label = _mislabel(emotion, rng, params.emotion_label_noise)
+    return Expression(emotion, has_emotion, tuple(levels), tuple(coded), side, label)

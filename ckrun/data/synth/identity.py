@@ -1,18 +1,21 @@
-"""Who is in front of the camera: demographics, face shape, colours and image format per subject.
+"""Who is in front of the camera: demographics, face shape, colours, skin, glasses, facial hair.
 
 A subject is drawn from its own random stream, derived from (seed, subject index) alone, so
 every worker process draws the same person and the parent's subjects.csv agrees with the
-frames the workers write. The same stream then drives that subject's sequences.
+frames the workers write. The same stream then drives that subject's sequences. Demographics
+come first in the stream, so every difficulty draws the same people (the same subjects.csv);
+the set's strengths only change how different they look.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ckrun.data.synth.expressions import pick
 from ckrun.data.synth.params import IMAGE_SIZE_WEIGHTS, IMAGE_SIZES, SynthParams
+from ckrun.data.synth.skin import make_texture
 
 Colour = tuple[float, ...]  # one value per image channel, as cv2 drawing expects
 
@@ -33,6 +36,16 @@ class _Demographics:
     age: int
     sex: str
     ethnicity: str
+
+
+@dataclass(frozen=True)
+class Glasses:
+    """Frames in face units: lens half-sizes, 2 (round) to 4 (square) shape, line width."""
+
+    half_w: float
+    half_h: float
+    squareness: float
+    thickness: float
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,8 @@ class FaceShape:
     asymmetry: np.ndarray = field(compare=False, repr=False)
     chin_dots: np.ndarray = field(compare=False, repr=False)
     mole: tuple[float, float] | None = None
+    facial_hair: str | None = None  # "stubble", "moustache" or "beard"
+    glasses: Glasses | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class Palette:
     teeth: Colour
     mouth: Colour
     clothes: Colour
+    glasses: Colour
     channels: int
 
 
@@ -95,6 +111,7 @@ class Subject:
     size: tuple[int, int]  # (width, height)
     face: FaceShape
     palette: Palette
+    texture: np.ndarray | None = field(default=None, compare=False, repr=False)  # skin gain, see skin.py
 
 
 def _subject_rng(seed: int, index: int) -> np.random.Generator:
@@ -110,21 +127,27 @@ def _sample_demographics(rng: np.random.Generator) -> _Demographics:
 
 
 def _sample_face(rng: np.random.Generator, demo: _Demographics, params: SynthParams) -> FaceShape:
-    u = rng.uniform
+    spread = params.shape_spread
+
+    def u(low: float, high: float) -> float:
+        """A proportion drawn from v3's range, widened around its centre by `shape_spread`."""
+        centre = (low + high) / 2
+        return centre + (float(rng.uniform(low, high)) - centre) * spread
+
     male = demo.sex == "M"
     eye_y = -0.3 + u(-0.03, 0.03)
     nose_tip = u(0.12, 0.22)
     angles = rng.uniform(0, 2 * np.pi, 8)
     radii = np.sqrt(rng.uniform(0, 1, 8))
     chin_dots = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
-    mole = (float(u(-0.6, 0.6)), float(u(-0.1, 0.6))) if rng.random() < 0.3 else None
+    mole = (float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.1, 0.6))) if rng.random() < 0.3 else None
     if mole is not None and abs(mole[0]) < 0.45 and mole[1] > 0.25:
         mole = (mole[0], mole[1] - 0.4)  # keep moles off the mouth corners, where AU14 dimples are
     return FaceShape(
         jaw_top=eye_y + u(0.0, 0.06),
         jaw_h=u(1.2, 1.42) + (0.05 if male else 0.0),
         jaw_exp=u(2.0, 2.8) + (0.4 if male else 0.0),
-        chin_narrow=u(0.05, 0.3),
+        chin_narrow=max(0.0, u(0.05, 0.3)),
         cheek_w=u(0.95, 1.05),
         head_h=u(1.0, 1.15),
         eye_y=eye_y,
@@ -147,7 +170,7 @@ def _sample_face(rng: np.random.Generator, demo: _Demographics, params: SynthPar
         corner_dy=u(-0.015, 0.015),
         hairline=u(0.5, 0.75) + (u(0.0, 0.3) if male else 0.0),
         long_hair=bool(rng.random() < (0.7 if not male else 0.1)),
-        age_lines=float(np.clip((demo.age - 28) / 22, 0.0, 1.0)) * 0.35,
+        age_lines=0.0,  # drawn with the palette (skin age goes with hair greying)
         expressivity=u(*params.expressivity),
         asymmetry=rng.normal(0, 0.006, (68, 2)),
         chin_dots=chin_dots,
@@ -155,7 +178,8 @@ def _sample_face(rng: np.random.Generator, demo: _Demographics, params: SynthPar
     )
 
 
-def _sample_palette(rng: np.random.Generator, demo: _Demographics, rgb: bool) -> Palette:
+def _sample_palette(rng: np.random.Generator, demo: _Demographics, rgb: bool, spread: float) -> Palette:
+    """Colours; `spread` (appearance_spread) adds brow density, lip colour and greying hair."""
     low, high = (np.array(v, dtype=float) for v in _SKIN_BGR[demo.ethnicity])
     skin = low + (high - low) * rng.uniform()
     skin = skin + rng.normal(0, 4, 3)
@@ -163,11 +187,17 @@ def _sample_palette(rng: np.random.Generator, demo: _Demographics, rgb: bool) ->
     hair_level = rng.uniform(15, 55) if dark_hair else rng.uniform(60, 130)
     hair = np.array([0.8, 0.9, 1.0]) * hair_level
     brow = np.minimum(hair * 1.1, skin * 0.45)
+    brow_density, lip_tone, grey = 1 - spread * rng.uniform(0, 0.5), 1 + spread * rng.uniform(-0.1, 0.1), 0.0
+    if rng.random() < spread * np.clip((demo.age - 35) / 15, 0, 1):
+        grey = rng.uniform(0.3, 0.8)
+    hair = hair + (np.array([150.0, 155.0, 160.0]) - hair) * grey
+    brow = skin + (brow - skin) * brow_density
+    frames = rng.uniform(20, 70) if rng.random() < 0.6 else rng.uniform(120, 200)
     iris_choices = ((30, 45, 70), (120, 90, 50), (70, 100, 60), (20, 30, 45))
     iris = np.array(iris_choices[rng.integers(len(iris_choices))], dtype=float)
     colours = {
         "skin": skin,
-        "lips": skin * np.array([0.72, 0.6, 0.9]),
+        "lips": skin * np.array([0.72, 0.6, 0.9]) * lip_tone,
         "brow": brow,
         "hair": hair,
         "sclera": np.array([228.0, 232.0, 235.0]) + rng.normal(0, 4),
@@ -175,6 +205,7 @@ def _sample_palette(rng: np.random.Generator, demo: _Demographics, rgb: bool) ->
         "teeth": np.array([205.0, 220.0, 228.0]),
         "mouth": np.array([25.0, 25.0, 45.0]),
         "clothes": rng.uniform(20, 220, 3),
+        "glasses": np.array([1.0, 1.0, 1.05]) * frames,
     }
     if not rgb:  # luminance of the BGR colour, as a grey camera would record it
         weights = np.array([0.114, 0.587, 0.299])
@@ -197,5 +228,26 @@ def sample_subject(seed: int, index: int, subject_id: str, params: SynthParams) 
     size = IMAGE_SIZES[pick(rng, IMAGE_SIZE_WEIGHTS)]
     rgb = bool(rng.random() < params.rgb_fraction)
     face = _sample_face(rng, demo, params)
-    palette = _sample_palette(rng, demo, rgb)
-    return Subject(subject_id, demo, size, face, palette), rng
+    palette = _sample_palette(rng, demo, rgb, params.appearance_spread)
+    face = _sample_extras(rng, demo, face, params)
+    texture = make_texture(rng, params.skin_texture)
+    return Subject(subject_id, demo, size, face, palette, texture), rng
+
+
+def _sample_extras(rng: np.random.Generator, demo: _Demographics, face: FaceShape, params: SynthParams) -> FaceShape:
+    """Skin age, a fringe, facial hair and glasses: what makes people look different beyond shape."""
+    years = (demo.age - 28) / 22 + params.appearance_spread * rng.uniform(-0.25, 0.25)
+    changes: dict[str, object] = {"age_lines": float(np.clip(years, 0.0, 1.0)) * params.static_wrinkles}
+    if rng.random() < params.fringe_prob * (1.0 if demo.sex == "F" else 0.4):
+        changes["hairline"] = float(rng.uniform(0.08, 0.25))  # hair down to just above the brows
+    if demo.sex == "M" and rng.random() < params.facial_hair_prob:
+        changes["facial_hair"] = ("stubble", "moustache", "beard")[pick(rng, (0.5, 0.25, 0.25))]
+    if rng.random() < params.glasses_prob:
+        half_w = face.eye_w / 2 + float(rng.uniform(0.06, 0.1))
+        changes["glasses"] = Glasses(
+            half_w=min(half_w, face.eye_dx - 0.05),
+            half_h=float(rng.uniform(0.12, 0.17)),
+            squareness=float(rng.uniform(2.0, 4.0)),
+            thickness=float(rng.uniform(0.015, 0.035)),
+        )
+    return replace(face, **changes)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
-"""The scene around the face: the wall behind it, the light on it and the sensor's noise.
+"""The scene around the face: the wall behind it, the light on it, focus and the sensor's noise.
 
-This is nuisance variation that keeps raw pixels from being linearly separable. Wall and light
-are fixed per sequence (the camera does not move), so across a sequence's frames only the face
-changes. Smooth fields are drawn at quarter resolution and upsampled, and the noise is cut from
+This is nuisance variation that real recordings have too. Wall, light and focus are fixed per
+sequence (one recording session; the camera does not move), so across a sequence's frames only
+the face changes. Smooth fields are drawn at quarter resolution and upsampled, and the noise is cut from
 one bank per subject: both keep generation fast.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from ckrun.data.synth.params import SynthParams
 
 
 def _plane(h: int, w: int, channels: int) -> tuple[int, ...]:
@@ -51,19 +53,41 @@ def background(rng: np.random.Generator, w: int, h: int, channels: int, strength
 
 
 def gain_map(
-    rng: np.random.Generator, w: int, h: int, channels: int, affine: np.ndarray, strength: float
+    rng: np.random.Generator, w: int, h: int, channels: int, affine: np.ndarray, params: SynthParams
 ) -> np.ndarray:
-    """Exposure, a light gradient across the face and soft face roundness, as a 128-based gain."""
+    """A session's light as a 128-based gain: exposure, a gradient across the frame, soft face
+    roundness, and light from one direction shading the head's form (`light_direction`)."""
     scale = float(np.hypot(affine[0, 0], affine[1, 0]))
     cx, cy = affine[0, 2], affine[1, 2] + 0.25 * scale
     angle = rng.uniform(0, 2 * np.pi)
     xs, ys = _grid(w, h)
     slope = ((xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)) / (2.2 * scale)
-    gain = np.clip(1 + strength * slope, 0.4, 1.6)
+    gain = np.clip(1 + params.illumination * slope, 0.4, 1.6)
     r2 = ((xs - cx) ** 2 + (ys - cy) ** 2) / (1.2 * scale) ** 2
-    gain = gain * (0.9 + 0.18 * np.exp(-r2)) * rng.uniform(0.85, 1.15)
+    gain = gain * (0.9 + 0.18 * np.exp(-r2)) * rng.uniform(1 - params.exposure, 1 + params.exposure)
+    gain = gain * _shading(rng, (xs - cx) / (1.1 * scale), (ys - cy) / (1.5 * scale), params.light_direction)
     gain = np.clip(_upsample(gain.astype(np.float32), w, h) * 128 + 0.5, 0, 255).astype(np.uint8)
     return gain if channels == 1 else cv2.merge([gain] * channels)
+
+
+def _shading(rng: np.random.Generator, nx: np.ndarray, ny: np.ndarray, share: float) -> np.ndarray:
+    """Lambertian light on an ellipsoidal head from a key light in front, to a side and above.
+
+    Studio key lights sit in front of the subject, up to about 50 degrees to a side and a little
+    above; `share` is the part of the light that comes from it rather than from everywhere.
+    """
+    azimuth, elevation = np.deg2rad(rng.uniform(-50, 50)), np.deg2rad(rng.uniform(0, 40))
+    light = np.array([np.sin(azimuth) * np.cos(elevation), -np.sin(elevation), np.cos(azimuth) * np.cos(elevation)])
+    if share <= 0:
+        return np.ones_like(nx * ny)
+    r = np.sqrt(nx**2 + ny**2)
+    inside = np.minimum(r, 0.98) / np.maximum(r, 1e-6)  # normals of the rim for points outside
+    sx, sy = nx * inside, ny * inside
+    sz = np.sqrt(np.clip(1 - sx**2 - sy**2, 0.0, None))
+    face = (1 - share) + share * 1.2 * np.clip(sx * light[0] + sy * light[1] + sz * light[2], 0.0, None)
+    wall = (1 - share) + share * 1.2 * light[2]
+    t = np.clip((r - 0.9) / 0.25, 0.0, 1.0)
+    return (face * (1 - t) + wall * t).astype(np.float32)
 
 
 _NOISE_PAD = 32
@@ -82,9 +106,15 @@ def noise_bank(rng: np.random.Generator, w: int, h: int, channels: int, sigma: f
     return np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)
 
 
-def finish(img: np.ndarray, gain: np.ndarray, noise: Noise, rng: np.random.Generator) -> np.ndarray:
-    """Optics and sensor: slight blur, lighting, then noise."""
-    img = cv2.GaussianBlur(img, (3, 3), 0.8)
+def blur_kernel(sigma: float) -> tuple[int, int]:
+    """An odd Gaussian kernel two sigmas wide on each side."""
+    side = 2 * int(np.ceil(2 * sigma)) + 1
+    return side, side
+
+
+def finish(img: np.ndarray, gain: np.ndarray, noise: Noise, rng: np.random.Generator, blur: float) -> np.ndarray:
+    """Optics and sensor: the session's focus blur, lighting, then noise."""
+    img = cv2.GaussianBlur(img, blur_kernel(blur), blur)
     img = cv2.multiply(img, gain, scale=1 / 128)
     if noise is not None:
         h, w = img.shape[:2]

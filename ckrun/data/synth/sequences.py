@@ -13,13 +13,16 @@ import cv2
 import numpy as np
 
 from ckrun.data import ckformat
-from ckrun.data.synth.drawing import draw_face, to_pixels
+from ckrun.data.synth.drawing import draw_face
 from ckrun.data.synth.expressions import Expression, sample_expression
 from ckrun.data.synth.identity import Subject, sample_subject
 from ckrun.data.synth.landmarks import deform, neutral_landmarks, ramp
 from ckrun.data.synth.params import SubjectCounts, SynthParams
+from ckrun.data.synth.pose import View
 from ckrun.data.synth.scene import Noise, background, finish, gain_map, noise_bank
+from ckrun.data.synth.skin import apply_texture
 
+# Sub filter + Huffman-only deflate: twice as fast as libpng's defaults on noisy frames
 # and smaller than level 1 (the noise leaves little for LZ77 to find anyway).
 _PNG_OPTIONS = [
     cv2.IMWRITE_PNG_COMPRESSION,
@@ -47,32 +50,44 @@ def _shift_into(low: float, high: float, lo_bound: float, hi_bound: float) -> fl
     return 0.0
 
 
-def _sequence_affines(
+def _sequence_views(
     rng: np.random.Generator, size: tuple[int, int], frames: list[np.ndarray], params: SynthParams
-) -> list[np.ndarray]:
-    """Per-frame head pose: a per-sequence placement plus a small drift, all landmarks in view."""
+) -> list[View]:
+    """Per-frame head pose: a per-sequence placement and turn plus a small drift, all landmarks in view."""
     w, h = size
-    jitter = rng.uniform(-1, 1, 4)
+    jitter = rng.uniform(-1, 1, 6)
     scale = 0.27 * h * (1 + jitter[0] * params.scale_jitter)
     angle = np.deg2rad(jitter[1] * params.rotation_deg)
     cx = w / 2 + jitter[2] * params.position_jitter * w
     cy = 0.4 * h + jitter[3] * params.position_jitter * h
+    yaw, pitch = jitter[4] * params.yaw_deg, jitter[5] * params.pitch_deg
     steps = rng.normal(0, params.frame_jitter_px, (len(frames), 3))
     steps[0] = 0
     drift = np.clip(np.cumsum(steps, axis=0), -8, 8)
-    affines = [_affine(scale, angle + np.deg2rad(0.15 * d[2]), cx + d[0], cy + d[1]) for d in drift]
-    pts = np.vstack([to_pixels(a, lm) for a, lm in zip(affines, frames, strict=True)])
+    turns = rng.normal(0, params.pose_drift_deg, (len(frames), 2))
+    turns[0] = 0
+    turn = np.clip(np.cumsum(turns, axis=0), -3, 3)
+    views = [
+        View(
+            _affine(scale, angle + np.deg2rad(0.15 * d[2]), cx + d[0], cy + d[1]),
+            yaw=float(np.deg2rad(yaw + t[0])),
+            pitch=float(np.deg2rad(pitch + t[1])),
+        )
+        for d, t in zip(drift, turn, strict=True)
+    ]
+    pts = np.vstack([v.to_pixels(lm) for v, lm in zip(views, frames, strict=True)])
     margin = 6
     dx = _shift_into(pts[:, 0].min(), pts[:, 0].max(), margin, w - 1 - margin)
     dy = _shift_into(pts[:, 1].min(), pts[:, 1].max(), margin, h - 1 - margin)
-    for a in affines:
-        a[:, 2] += (round(dx), round(dy))
-    return affines
+    shift = np.array([[0, 0, round(dx)], [0, 0, round(dy)]])
+    return [View(v.affine + shift, yaw=v.yaw, pitch=v.pitch) for v in views]
 
 
-def _strengths(expr: Expression, onsets: Mapping[int, float], expressivity: float, t: float) -> dict[int, float]:
-    """AU magnitudes at time t in [0, 1]: FACS level times the subject's expressivity, ramped."""
-    return {au: expressivity * (0.72 + 0.07 * level) * ramp(t, onsets[au]) for au, level in expr.levels}
+def _strengths(
+    expr: Expression, onsets: Mapping[int, float], expressivity: float, t: float, params: SynthParams
+) -> dict[int, float]:
+    """AU magnitudes at time t in [0, 1]: the FACS level's magnitude times the subject's expressivity, ramped."""
+    return {au: expressivity * params.intensity_strength[level - 1] * ramp(t, onsets[au]) for au, level in expr.levels}
 
 
 def _write_sequence(
@@ -84,24 +99,27 @@ def _write_sequence(
     n = int(rng.integers(low, high + 1))
     onsets = {au: float(rng.uniform(0, 0.3)) for au, _ in expr.levels}
     neutral = neutral_landmarks(subject.face)
-    strengths = [_strengths(expr, onsets, subject.face.expressivity, k / (n - 1)) for k in range(n)]
+    strengths = [_strengths(expr, onsets, subject.face.expressivity, k / (n - 1), params) for k in range(n)]
     frames = [deform(neutral, s, expr.side) for s in strengths]
-    affines = _sequence_affines(rng, subject.size, frames, params)
+    views = _sequence_views(rng, subject.size, frames, params)
     w, h = subject.size
     channels = subject.palette.channels
     backdrop = background(rng, w, h, channels, params.background_texture)
-    gain = gain_map(rng, w, h, channels, affines[0], params.illumination)
+    gain = gain_map(rng, w, h, channels, views[0].affine, params)
+    blur = float(rng.uniform(*params.blur_sigma))
     sid = subject.subject_id
     ckformat.image_path(root, sid, sequence, 1).parent.mkdir(parents=True, exist_ok=True)
-    for k, (lm, affine, s) in enumerate(zip(frames, affines, strengths, strict=True)):
+    for k, (lm, view, s) in enumerate(zip(frames, views, strengths, strict=True)):
         img = backdrop.copy()
-        draw_face(img, affine, subject, lm, s, expr.side)
-        img = finish(img, gain, noise, rng)
+        shading = {au: v * params.wrinkle_contrast for au, v in s.items()}
+        draw_face(img, view, subject, lm, shading, expr.side)
+        apply_texture(img, subject.texture, view)
+        img = finish(img, gain, noise, rng, blur)
         cv2.imwrite(str(ckformat.image_path(root, sid, sequence, k + 1)), img, _PNG_OPTIONS)
-        ckformat.write_landmarks(ckformat.landmarks_path(root, sid, sequence, k + 1), to_pixels(affine, lm))
+        ckformat.write_landmarks(ckformat.landmarks_path(root, sid, sequence, k + 1), view.to_pixels(lm))
     ckformat.write_facs(ckformat.facs_path(root, sid, sequence, n), expr.coded)
     if expr.has_emotion:
-        ckformat.write_emotion(ckformat.emotion_path(root, sid, sequence, n), expr.emotion)
+        ckformat.write_emotion(ckformat.emotion_path(root, sid, sequence, n), expr.label)
     return n, expr.has_emotion
 
 

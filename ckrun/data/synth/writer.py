@@ -1,8 +1,8 @@
 """The output folder and the public entry point, `generate_synthetic_ckplus`.
 
 Owns the folder's life cycle (refuse a foreign folder, replace an earlier synthetic set, write
-the partial marker first and the complete marker last), subjects.csv, and spreading the
-subjects over spawned worker processes.
+the partial marker first and the complete marker last), subjects.csv and the set's README
+(both say which difficulty it is), and spreading the subjects over spawned worker processes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ckrun.data import ckformat
 from ckrun.data.synth.identity import sample_subject, subject_ids
 from ckrun.data.synth.params import (
+    DEFAULT_DIFFICULTY,
     DEFAULT_SUBJECTS,
     MARKER_FILE,
     PARTIAL_MARKER_FILE,
@@ -32,16 +33,18 @@ from ckrun.data.synth.params import (
 from ckrun.data.synth.sequences import generate_subject
 from ckrun.errors import ConfigError, DataError
 
+README_FILE = "README.md"
+
 _OWNED_PATHS = (
     ckformat.IMAGES_DIR,
     ckformat.EMOTION_DIR,
     ckformat.FACS_DIR,
     ckformat.LANDMARKS_DIR,
     ckformat.SUBJECTS_FILE,
+    README_FILE,
     MARKER_FILE,
     PARTIAL_MARKER_FILE,
 )
-# Sub filter + Huffman-only deflate: twice as fast as libpng's defaults on noisy frames
 
 
 def is_synthetic_set(path: Path | str) -> bool:
@@ -82,12 +85,31 @@ def _check_arguments(subjects: int, seed: int, workers: int | None) -> None:
 
 
 def _write_subjects_csv(root: Path, seed: int, ids: list[str], params: SynthParams) -> None:
+    """Demographics per subject, plus the set's difficulty (importers ignore extra columns)."""
     with (root / ckformat.SUBJECTS_FILE).open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["subject", "age", "sex", "ethnicity"])
+        writer.writerow(["subject", "age", "sex", "ethnicity", "synth_difficulty"])
         for index, sid in enumerate(ids):
             demo = sample_subject(seed, index, sid, params)[0].demographics
-            writer.writerow([sid, demo.age, demo.sex, demo.ethnicity])
+            writer.writerow([sid, demo.age, demo.sex, demo.ethnicity, params.difficulty])
+
+
+def _write_readme(root: Path, seed: int, subjects: int, params: SynthParams) -> None:
+    """What the folder is, for whoever finds it: synthetic, which generator and difficulty."""
+    lines = [
+        "# Synthetic CK+ (ckrun)",
+        "",
+        "Synthetic faces in the layout of the Extended Cohn-Kanade dataset, written by",
+        f"`ckrun data synth` (generator version {SYNTH_VERSION}). Not real faces: never report",
+        "results on this set as results on CK+.",
+        "",
+        f"- difficulty: {params.difficulty}",
+        f"- seed: {seed}",
+        f"- subjects: {subjects}",
+        f"- every knob of the generator: `{MARKER_FILE}` (`params`)",
+        "",
+    ]
+    (root / README_FILE).write_text("\n".join(lines))
 
 
 def _run_subjects(
@@ -126,14 +148,19 @@ def generate_synthetic_ckplus(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    difficulty: str | None = None,
     params: SynthParams | None = None,
 ) -> SynthSummary:
     """Write a synthetic CK+ into `out` in the official layout; same inputs, same bytes.
 
-    `out` must be new, empty, or an earlier synthetic set (which is replaced). The marker
-    file is written last, so an interrupted run never looks like a finished set.
+    `difficulty` names a preset (`SynthParams.preset`, default realistic); `params` gives every
+    knob instead (not both). `out` must be new, empty, or an earlier synthetic set (which is
+    replaced). The marker file is written last, so an interrupted run never looks like a
+    finished set.
     """
-    params = params or SynthParams()
+    if params is not None and difficulty is not None:
+        raise ConfigError("give either difficulty or params, not both")
+    params = params or SynthParams.preset(difficulty or DEFAULT_DIFFICULTY)
     _check_arguments(subjects, seed, workers)
     workers = min(workers or min(2, os.cpu_count() or 1), subjects)
     root = Path(out)
@@ -141,6 +168,7 @@ def generate_synthetic_ckplus(
     _prepare_root(root)
     ids = subject_ids(subjects, seed)
     _write_subjects_csv(root, seed, ids, params)
+    _write_readme(root, seed, subjects, params)
     counts = _run_subjects(root, seed, ids, params, workers, progress)
     totals = {
         "sequences": sum(c.sequences for c in counts),
@@ -150,6 +178,7 @@ def generate_synthetic_ckplus(
     marker = {
         "generator": "ckrun.data.synth",
         "version": SYNTH_VERSION,
+        "difficulty": params.difficulty,
         "seed": seed,
         "subjects": subjects,
         "params": params.to_dict(),

@@ -1,0 +1,128 @@
+"""Whatever ends the process, every run ends with a final status and the user reads one line.
+
+SIGTERM (a scheduler, `kill`) and SIGHUP (a closed terminal) end runs KILLED like Ctrl-C, with
+what was logged kept, and exit 128 + the signal number. Ctrl-C during `ckrun tune` prints no
+Optuna traceback. Signals need a real process: these tests start `ckrun` as a subprocess
+(SIGHUP is also checked in-process, where the handler is installed by the command itself).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from ckrun import tracking
+from ckrun.cli import cli
+from ckrun.tune import RUN_ID_ATTR
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--set", "preset=tiny", "--set", "min_au_count=3"]
+
+
+def ckrun(store: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
+    return subprocess.Popen(
+        [sys.executable, "-m", "ckrun.cli", *args],
+        cwd=store,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"ckrun exited ({process.returncode}) before {what}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def user_lines(stderr: str) -> list[str]:
+    """What stderr says, without progress bars and TensorFlow's start-up chatter."""
+    lines = [part.strip() for chunk in stderr.splitlines() for part in chunk.split("\r")]
+    return [ln for ln in lines if ln.startswith(("error", "warning", "interrupted", "Traceback", "Trial "))]
+
+
+def test_sigterm_during_train_ends_the_run_killed_with_its_curves(mlflow_store: Path, tiny_ckplus: Path) -> None:
+    """Case 1: `kill -TERM` after epoch 1 left the run RUNNING forever."""
+    process = ckrun(mlflow_store, "train", "--data", str(tiny_ckplus), *TINY, "--set", "epochs=200", "--run-name", "t")
+    assert process.stdout is not None
+    for line in process.stdout:  # one line per epoch, printed before that epoch's metrics are logged
+        if line.startswith("epoch   2/"):  # so epoch 1 is in the store by now
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 143, stderr[-3000:]
+    assert user_lines(stderr) == ["interrupted by SIGTERM"], stderr[-3000:]
+    runs = tracking.search_runs()
+    assert runs["status"].tolist() == ["KILLED"]
+    run = tracking.get_run(runs["run_id"].iloc[0])
+    assert run.data.tags["ckrun.end_reason"] == "Interrupted: SIGTERM"
+    assert [step for step, _ in tracking.metric_history(run.info.run_id, "val_loss")][:1] == [1]  # kept
+    assert tracking.read_artifact_text(run.info.run_id, "config.yaml")
+
+
+def test_sighup_ends_the_run_killed_and_exits_129(
+    mlflow_store: Path, tiny_ckplus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ckrun.train
+
+    def hang_up(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed mid-fit
+        time.sleep(30)
+        raise AssertionError("SIGHUP did not interrupt the fit")
+
+    monkeypatch.setattr(ckrun.train, "fit_model", hang_up)
+    previous = signal.getsignal(signal.SIGHUP)
+    result = CliRunner().invoke(cli, ["train", "--data", str(tiny_ckplus), *TINY, "--set", "epochs=1"])
+    assert result.exit_code == 129, result.output
+    assert result.stderr.strip().splitlines()[-1] == "interrupted by SIGHUP"
+    assert signal.getsignal(signal.SIGHUP) == previous  # the command puts the old handler back
+    runs = tracking.search_runs()
+    assert runs["status"].tolist() == ["KILLED"] and runs["tags.ckrun.end_reason"].tolist() == ["Interrupted: SIGHUP"]
+
+
+def test_ctrl_c_during_tune_kills_the_runs_without_a_traceback(mlflow_store: Path, tiny_ckplus: Path) -> None:
+    """Case 14: runs ended correctly but Optuna printed a 28-line traceback."""
+    space = mlflow_store / "space.yaml"
+    space.write_text("params:\n  l2: {low: 1.0e-5, high: 1.0e-1, log: true}\n")
+    storage = f"sqlite:///{mlflow_store}/optuna.db"
+    args = ["tune", "--data", str(tiny_ckplus), *TINY, "--set", "epochs=200", "--search-space", str(space)]
+    process = ckrun(mlflow_store, *args, "--storage", storage, "--study-name", "c", "--no-register")
+
+    def trial_has_a_run() -> bool:
+        try:
+            trials = optuna.load_study(study_name="c", storage=storage).get_trials(deepcopy=False)
+        except Exception:
+            return False
+        return any(RUN_ID_ATTR in t.user_attrs for t in trials)
+
+    wait_for(trial_has_a_run, "the first trial's run", process)
+    time.sleep(3)  # into the fit
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and user_lines(stderr) == ["interrupted by SIGINT"], stderr[-3000:]
+    runs = tracking.search_runs()
+    assert sorted(runs["tags.ckrun.kind"]) == ["study", "trial"]
+    assert set(runs["status"]) == {"KILLED"}
+    trial = optuna.load_study(study_name="c", storage=storage).trials[0]
+    assert trial.state.name == "FAIL"  # Optuna's own record of the interrupted trial
