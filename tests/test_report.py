@@ -251,6 +251,9 @@ def test_dataset_section_counts_equal_the_manifest(at_real) -> None:
     assert numbers["emotion_counts"] == manifest_counts
     assert "Imbalance ratio" in section and "### Subjects per split" in section
     assert "### Demographics" in section and "posed" in _subsection(section, "Limitations and bias")
+    faces = _subsection(section, "Faces")
+    for name in ("faces_by_class", "faces_augmented", "face_sequence"):
+        assert f"dataset/{name}.png" in faces and _is_png(real.out / "dataset" / f"{name}.png"), name
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def plot_attribution_panels(face: np.ndarray, panels: Sequence[Panel], path: Pat
     return save(fig, path, pad_inches=0.05)
 
 
-def plot_face_grid(rows: Mapping[str, Sequence[np.ndarray]], path: Path, *, title: str = "") -> Path:
+def plot_face_grid(rows: Mapping[str, Sequence[np.ndarray] | np.ndarray], path: Path, *, title: str = "") -> Path:
     """A grid of faces, one labelled row per key (emotion class, or a sequence's frames)."""
     width = max((len(v) for v in rows.values()), default=1) or 1
     fig = new_figure(1.1 * width + 0.8, 1.15 * max(len(rows), 1) + 0.3)

@@ -93,7 +93,8 @@ def _write_report(
         if scores is not None and scores.tables:
             doc.blocks += sections.group_blocks(scores, str(best["run"]), fig_dir)
     if manifest is not None:
-        desc = describe_data(manifest, out_dir / "dataset")
+        config = collect.run_config(str(best["run_id"])) if best is not None else None
+        desc = describe_data(manifest, out_dir / "dataset", config)
         doc.blocks += dataset_blocks(desc, source=source)
     if notes:
         doc.add(Heading(2, "Notes"), Bullets(notes))
