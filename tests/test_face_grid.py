@@ -24,6 +24,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     return import_dataset(root).manifest
 
 
+@pytest.mark.slow
 def test_sampled_faces_are_the_training_pixels_of_their_class(manifest: pd.DataFrame) -> None:
     from ckrun.data.face_grid import _preprocessing, model_faces, sample_rows
     from ckrun.data.pipeline import FaceCache
@@ -50,6 +51,7 @@ def test_augmented_faces_follow_the_config(manifest: pd.DataFrame) -> None:
     assert np.array_equal(augmented(faces, load_config(overrides=["preset=tiny", "augment=false"])), faces)
 
 
+@pytest.mark.slow
 def test_data_describe_draws_the_three_grids(manifest: pd.DataFrame, tiny_ckplus: Path, tmp_path: Path) -> None:
     from ckrun.cli import cli
     from ckrun.data.face_grid import _sequence_rows
