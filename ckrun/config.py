@@ -177,6 +177,13 @@ class TrainConfig(BaseModel):
         "shared", description="one temperature for all AUs, or one per AU with threshold_min_positives val positives"
     )
 
+    explain_images_per_class: int = Field(
+        2,
+        ge=0,
+        le=50,
+        description="test images per emotion class explained with Grad-CAM at the end of a run (0 = off)",
+    )
+
     # --- execution ----------------------------------------------------------------------
     seed: int = Field(0, ge=0)
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower)")

@@ -36,7 +36,12 @@ def _model_config(config: dict) -> TrainConfig:
 
 
 def evaluate_model_uri(
-    model_uri: str, data: Path | str | None, *, split: str = "test", experiment: str | None = None
+    model_uri: str,
+    data: Path | str | None,
+    *,
+    split: str = "test",
+    experiment: str | None = None,
+    sequences: bool = False,
 ) -> EvaluationResult:
     import tempfile
 
@@ -62,6 +67,12 @@ def evaluate_model_uri(
     metrics["majority_emotion_accuracy"] = majority_accuracy(
         emotion_targets(encode_labels(train_part, [])["emotion"]), emotion_targets(labels["emotion"])
     )
+    sequence_analysis = None
+    if sequences:
+        from ckrun.sequence_evaluation import evaluate_sequences
+
+        sequence_analysis = evaluate_sequences(predictor, part, label)
+        metrics.update(sequence_analysis.metrics)
     source_run = tracking.model_run_id(model_uri)
     with tracking.start_run(
         kind="evaluate",
@@ -78,6 +89,7 @@ def evaluate_model_uri(
                 "data_digest": prepared.digest,
                 "n_images": len(part),
                 "au_list": ",".join(prep.aus),
+                "sequences": sequences,
             }
         )
         tracking.log_dataset(
@@ -86,6 +98,10 @@ def evaluate_model_uri(
         tracking.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             log_evaluation_artifacts({label if label in ("val", "test") else "test": ev}, tmp)
+            if sequence_analysis is not None:
+                from ckrun.sequence_evaluation import log_sequence_analysis
+
+                log_sequence_analysis(sequence_analysis, label, tmp)
     echo(
         f"evaluated {model_uri} on {len(part)} {split} images of {prepared.name}: "
         + "  ".join(

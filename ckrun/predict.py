@@ -32,7 +32,7 @@ from ckrun import tta
 from ckrun.calibration import apply_temperatures
 from ckrun.data import faces
 from ckrun.data.decode import decode_faces
-from ckrun.data.geometry import placements
+from ckrun.data.geometry import landmark_list, placements
 from ckrun.data.pipeline import Preprocessing, normalise, pad_rows
 from ckrun.errors import DataError
 
@@ -127,12 +127,10 @@ class Predictor:
         members = [Preprocessing.from_json(Path(f).read_text()) for f in member_preprocessing_files or []]
         return cls(models, prep, config, members or None)
 
-    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
-        """Faces placed exactly as training placed them (same geometry, same decode).
-
-        CK+ frames find their landmark file by path; an image without one is cropped by the
-        detector and aligned as the training set's images without landmarks would be.
-        """
+    def landmark_files(
+        self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None
+    ) -> list[str | None]:
+        """Each image's landmark file: as given, or found by path for CK+ frames; None where none."""
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"image not found: {missing[0]}")
@@ -140,9 +138,21 @@ class Predictor:
         if landmarks is None:
             uses_landmarks = geometry.crop in ("auto", "landmarks") or geometry.align != "none"
             landmarks = [faces.find_ckplus_landmarks(p) if uses_landmarks else None for p in paths]
+        return landmark_list(list(landmarks))
+
+    def place(self, paths: Sequence[str], landmarks: Sequence[str | None]) -> np.ndarray:
+        """(N, 2, 3) matrices taking each image's pixels to the model input, as training placed them."""
+        return placements(list(map(str, paths)), list(landmarks), self.prep.geometry, self.prep.image_size)
+
+    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
+        """Faces placed exactly as training placed them (same geometry, same decode).
+
+        CK+ frames find their landmark file by path; an image without one is cropped by the
+        detector and aligned as the training set's images without landmarks would be.
+        """
+        found = self.landmark_files(paths, landmarks)
         names = list(map(str, paths))
-        matrices = placements(names, list(landmarks), geometry, self.prep.image_size)
-        return decode_faces(names, matrices, self.prep.image_size, self.prep.channels)
+        return decode_faces(names, self.place(names, found), self.prep.image_size, self.prep.channels)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Head outputs for uint8 faces: the mean over members and test-time augmentation views,

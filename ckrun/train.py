@@ -309,9 +309,20 @@ def train(
             emotion_temperature=temperatures.emotion,
             au_temperatures=temperatures.aus,
         )
+        if cfg.explain_images_per_class:
+            metrics.update(_log_explanations(models, prep, arrays["test"], cfg, epochs_run))
         model_uri = tracking.log_model(models, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
         if verbose:
             echo(headline(metrics, diagnosis, outcome.best_epoch))
     return TrainResult(
         run.run_id, metrics, diagnosis, outcome.history, outcome.best_epoch, model_uri, prep, evaluations, models
     )
+
+
+def _log_explanations(models: Any, prep: Preprocessing, test: SplitArrays, cfg: TrainConfig, epochs_run: int) -> dict:
+    """Grad-CAM overlays and AU region shares of a few test faces (``explanations/``)."""
+    from ckrun.explanations import log_run_explanations
+
+    shares = log_run_explanations(models, prep, test, cfg.explain_images_per_class)
+    tracking.log_metrics(shares, step=tracking.final_metric_step(epochs_run or 1))
+    return shares

@@ -178,13 +178,14 @@ LAYERS: tuple[tuple[str, str], ...] = (
     (
         "inference",
         r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
-        r"|split_analysis)$|ckrun\.baselines(\.(features|families|verdict))?$",
+        r"|split_analysis|sequence_analysis)$|ckrun\.baselines(\.(features|families|verdict))?$"
+        r"|ckrun\.explain(\..+)?$",
     ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
     (
         "runs",
-        r"ckrun\.(scoring|run_logging|prediction_logging|train|ensemble|baseline|crossval|evaluate)$"
-        r"|ckrun\.(model\.callbacks|baselines\.selection)$",
+        r"ckrun\.(scoring|run_logging|prediction_logging|explanations|sequence_evaluation|train|ensemble|baseline"
+        r"|crossval|evaluate)$|ckrun\.(model\.callbacks|baselines\.selection)$",
     ),
     ("tune", r"ckrun\.tune(\..+)?$"),
     ("report", r"ckrun\.(report(\..+)?|ui|compare)$"),

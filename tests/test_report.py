@@ -214,6 +214,21 @@ def test_evaluation_sections_show_intervals_au_curves_calibration_and_emfacs(at_
 
 
 @pytest.mark.slow
+def test_explanation_section_shows_the_best_runs_overlays_and_region_shares(at_real) -> None:
+    real = at_real
+    best = max(("overfit-30ep", "balanced-2ep"), key=lambda n: real.runs[n].metrics["objective"])
+    section = _section(real.md, "Explanations on the face")
+    overlays = re.findall(r"\((figures/explanations/[^)]+\.png)\)", section)
+    assert overlays and all(_is_png(real.out / p) for p in overlays)
+    shares = {k: v for k, v in real.runs[best].metrics.items() if k.startswith("test_gradcam_region_share_")}
+    rows = _table_rows(section) if shares else []
+    assert {r["action unit"].split()[0] for r in rows} == {k.rsplit("_", 1)[1] for k in shares}
+    for row in rows:
+        au = row["action unit"].split()[0]
+        assert row["share inside"] == f"{shares[f'test_gradcam_region_share_{au}']:.0%}"
+
+
+@pytest.mark.slow
 def test_dataset_section_counts_equal_the_manifest(at_real) -> None:
     real = at_real
     section = _section(real.md, "Dataset")
@@ -224,6 +239,9 @@ def test_dataset_section_counts_equal_the_manifest(at_real) -> None:
     assert numbers["emotion_counts"] == manifest_counts
     assert "Imbalance ratio" in section and "### Subjects per split" in section
     assert "### Demographics" in section and "posed" in _subsection(section, "Limitations and bias")
+    faces = _subsection(section, "Faces")
+    for name in ("faces_by_class", "faces_augmented", "face_sequence"):
+        assert f"dataset/{name}.png" in faces and _is_png(real.out / "dataset" / f"{name}.png"), name
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -182,6 +183,31 @@ def test_compare_pairs_runs_on_their_logged_predictions(trained, tiny_ckplus: Pa
     assert len(missing.output.strip().splitlines()) == 1
 
 
+def test_explanations_are_logged_and_ckrun_explain_writes_them(trained, tmp_path: Path) -> None:
+    cfg, data, result = trained
+    logged = {a for a in _artifacts(result.run_id) if a.startswith("explanations/")}
+    overlays = {a for a in logged if a.endswith(".png")}
+    test = data.part("test")
+    per_class = test["emotion"].dropna().value_counts()
+    assert len(overlays) == sum(min(cfg.explain_images_per_class, int(n)) for n in per_class) > 0
+    assert {"explanations/region_shares.csv", "explanations/summary.json"} <= logged
+    shares = pd.read_csv(io.StringIO(tracking.read_artifact_text(result.run_id, "explanations/region_shares.csv")))
+    assert len(shares) and shares["share"].between(0, 1).all() and shares["region_area"].between(0, 1).all()
+    summary = json.loads(tracking.read_artifact_text(result.run_id, "explanations/summary.json"))
+    metrics = tracking.get_run(result.run_id).data.metrics
+    if summary["macro_share"] is not None:
+        assert metrics["test_gradcam_region_share"] == pytest.approx(summary["macro_share"])
+    images = test["path"].astype(str).tolist()[:2]
+    out = tmp_path / "why"
+    ran = CliRunner().invoke(cli, ["explain", result.model_uri, *images, "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:02d}_{Path(p).stem}.png" for i, p in enumerate(images)]
+    table = pd.read_csv(out / "region_shares.csv")
+    assert set(table["path"]) == set(images)  # CK+ frames found their landmarks by path
+    again = CliRunner().invoke(cli, ["explain", result.model_uri, images[0], "--out", str(out)])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
 def test_per_epoch_metrics_are_logged_with_epoch_steps(trained) -> None:
     cfg, _, result = trained
     for key in ("train_loss", "val_loss", "val_emotion_accuracy", "val_emotion_f1", "val_au_f1", "learning_rate"):
@@ -274,6 +300,25 @@ def test_evaluate_logs_an_evaluation_run(trained, tiny_ckplus: Path) -> None:
     # Same split rule as training: the test scores match the training run's.
     assert run.data.metrics["test_emotion_f1"] == pytest.approx(result.metrics["test_emotion_f1"], abs=1e-6)
     assert run.data.metrics["test_au_f1"] == pytest.approx(result.metrics["test_au_f1"], abs=1e-6)
+
+
+def test_evaluate_sequences_scores_every_frame_of_the_test_sequences(trained, tiny_ckplus: Path) -> None:
+    _, data, result = trained
+    args = ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "unit", "--sequences"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    run_id = out.output.strip().splitlines()[-1].split()[-1]
+    metrics = tracking.get_run(run_id).data.metrics
+    frames = pd.read_csv(io.StringIO(tracking.read_artifact_text(run_id, "sequences/frames_test.csv")))
+    test = data.part("test")
+    assert set(frames["path"]) > set(test["path"].astype(str))  # the frames before the peaks too
+    assert frames.groupby(["subject", "sequence"]).ngroups == test.groupby(["subject", "sequence"]).ngroups
+    onsets = pd.read_csv(io.StringIO(tracking.read_artifact_text(run_id, "sequences/onsets_test.csv")))
+    assert metrics["test_sequences"] == len(onsets)
+    assert metrics["test_sequence_correct_at_apex"] == pytest.approx(onsets["correct_at_apex"].mean())
+    if onsets["onset"].notna().any():
+        assert metrics["test_sequence_onset"] == pytest.approx(onsets["onset"].mean())
+    assert "plots/sequence_curves_test.png" in _artifacts(run_id, "plots")
 
 
 def test_baseline_logs_the_same_metric_names(trained) -> None:

@@ -14,7 +14,7 @@ import click
 from ckrun import __version__
 from ckrun.cli.common import CONTEXT, quiet_tensorflow, set_debug
 from ckrun.cli.data_commands import data
-from ckrun.cli.run_commands import baseline_cmd, evaluate_cmd, predict_cmd, schema, train_cmd
+from ckrun.cli.run_commands import baseline_cmd, evaluate_cmd, explain_cmd, predict_cmd, schema, train_cmd
 from ckrun.cli.study_commands import run_cmd, tune_cmd
 from ckrun.cli.view_commands import compare_cmd, report_cmd, ui_cmd
 
@@ -39,6 +39,7 @@ for command in (
     baseline_cmd,
     evaluate_cmd,
     predict_cmd,
+    explain_cmd,
     tune_cmd,
     report_cmd,
     compare_cmd,

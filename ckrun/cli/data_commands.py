@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ckrun.cli.common import CONTEXT, friendly_errors
+from ckrun.cli.common import CONTEXT, friendly_errors, load_cfg
 
 # How `ckrun data ...` lets the user change what a data error suggests (see ckrun.errors.option_hint).
 DATA_SPELLINGS = {
@@ -141,9 +141,31 @@ def data_import(
     help="how to split: by subject, at random (data without subjects), the data's split column, or auto",
 )
 @allow_overlap_option
+@click.option(
+    "--faces-per-class",
+    type=click.IntRange(min=0, max=20),
+    default=6,
+    show_default=True,
+    help="sample faces per emotion drawn as the model sees them, augmented, and one CK+ sequence (0 = none)",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="run config the face grids follow (image_size, crop, align, augmentation...), e.g. --set preset=tiny",
+)
 @friendly_errors
-def data_describe(data_path: Path | None, out: Path, seed: int, split_method: str, allow_subject_overlap: bool) -> None:
-    """Counts, image sizes, AU frequency and co-occurrence, splits and bias tables for DATA."""
+def data_describe(
+    data_path: Path | None,
+    out: Path,
+    seed: int,
+    split_method: str,
+    allow_subject_overlap: bool,
+    faces_per_class: int,
+    overrides: tuple[str, ...],
+) -> None:
+    """Counts, image sizes, AU frequency and co-occurrence, splits, bias tables and face grids for DATA."""
     from ckrun.data.describe import describe
     from ckrun.data.loader import prepare_data
     from ckrun.errors import spell_options
@@ -152,6 +174,7 @@ def data_describe(data_path: Path | None, out: Path, seed: int, split_method: st
         prepared = prepare_data(
             data_path, seed=seed, split_method=split_method, allow_subject_overlap=allow_subject_overlap
         )
-    desc = describe(prepared.manifest, out, progress=True)
+    face_cfg = load_cfg(None, overrides) if faces_per_class else None
+    desc = describe(prepared.manifest, out, progress=True, faces=face_cfg, faces_per_class=faces_per_class)
     click.echo(f"described {len(prepared.manifest)} images from {prepared.source}")
     click.echo(f"summary: {desc.files.get('summary', out / 'summary.md')}")

@@ -113,8 +113,13 @@ def baseline_cmd(
 @data_option
 @click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test", help="split to score")
 @click.option("--experiment", default=None, help="MLflow experiment for the evaluation run")
+@click.option(
+    "--sequences",
+    is_flag=True,
+    help="also score every frame of the split's CK+ sequences (neutral to apex): curves, onset of a correct answer",
+)
 @friendly_errors
-def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str | None) -> None:
+def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str | None, sequences: bool) -> None:
     """Score a logged model (runs:/… or models:/…) on DATA and log an evaluation run."""
     from ckrun import tracking
 
@@ -123,7 +128,7 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
     from ckrun.evaluate import evaluate_model_uri
 
     with spell_options(TRAINED_CONFIG_SPELLINGS):
-        result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment)
+        result = evaluate_model_uri(model_uri, data, split=split, experiment=experiment, sequences=sequences)
     for key, value in sorted(result.metrics.items()):
         click.echo(f"{key:32s} {value:.4f}")
     click.echo(f"run id: {result.run_id}")
@@ -147,3 +152,30 @@ def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
         click.echo(table.to_csv(index=False), nl=False)
     else:
         click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
+
+
+@click.command("explain")
+@click.argument("model_uri")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("explanations"),
+    show_default=True,
+    help="folder for the overlays (NN_<image>.png), region_shares.csv and summary.json; never replaces a file",
+)
+@friendly_errors
+def explain_cmd(model_uri: str, images: tuple[Path, ...], out: Path) -> None:
+    """Grad-CAM of the emotion and each predicted AU on IMAGES, and AU facial-region shares (CK+ landmarks)."""
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
+    from ckrun.explanations import explain_model_uri
+
+    written = explain_model_uri(model_uri, list(images), out)
+    for path in written.overlays:
+        click.echo(f"overlay: {path}")
+    click.echo(f"region shares: {written.shares_csv}")
+    share = written.summary.get("macro_share")
+    if share is not None:
+        click.echo(f"mean share of predicted AUs' attribution inside their region: {share:.1%}")

@@ -12,10 +12,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ckrun.config import TrainConfig
 
 from ckrun.data.explore import DatasetDescription, compute_description
 from ckrun.data.summary_md import render_summary
@@ -44,17 +47,25 @@ def describe(
     *,
     image_sample: int | None = None,
     progress: bool = False,
+    faces: TrainConfig | None = None,
+    faces_per_class: int = 6,
 ) -> DatasetDescription:
     """Write ``summary.md``, ``numbers.json`` and figures for `manifest` into `out_dir`.
 
     `image_sample` bounds how many image headers are read (a fixed random sample, so
     repeated runs agree); ``None`` reads them all, which is cheap since pixels are never
-    decoded.
+    decoded. With `faces` (a run config), it also draws sample faces per emotion as that
+    config's model would see them, after its augmentation, and one CK+ sequence
+    (`ckrun.data.face_grid`).
     """
     desc = compute_description(manifest, image_sample=image_sample, progress=progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     desc.files.update(_write_figures(desc, out_dir))
+    if faces is not None and faces_per_class > 0:
+        from ckrun.data.face_grid import write_face_grids
+
+        desc.files.update(write_face_grids(manifest, faces, out_dir, per_class=faces_per_class))
     desc.files["numbers"] = out_dir / FILES["numbers"]
     desc.files["summary"] = out_dir / FILES["summary"]
     desc.files["numbers"].write_text(json.dumps(numbers_json(desc), indent=2, allow_nan=False) + "\n")

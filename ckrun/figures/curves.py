@@ -76,3 +76,38 @@ def plot_overlaid_curves(histories: Mapping[str, pd.DataFrame], path: Path) -> P
         ax.legend(fontsize=7)
     fig.suptitle("Top runs: learning curves overlaid (dashed: training loss)")
     return save(fig, path)
+
+
+def plot_sequence_curves(curves: pd.DataFrame, path: Path, *, title: str = "") -> Path:
+    """Mean probability of the true emotion (all and per class) and of each apex-coded AU, neutral -> apex."""
+    from ckrun.figures.style import CLASS_COLOURS
+
+    au_columns = [c for c in curves.columns if c.endswith("_prob") and curves[c].notna().any()]
+    fig = new_figure(9.0 if au_columns else 4.6, 3.4)
+    axes = fig.subplots(1, 2 if au_columns else 1, squeeze=False)[0]
+    x = curves["position"]
+    ax = axes[0]
+    if "p_true" in curves:
+        ax.plot(x, curves["p_true"], color="black", marker=".", label="all sequences")
+    for cls, colour in CLASS_COLOURS.items():
+        column = f"p_true_{cls}"
+        if column in curves and curves[column].notna().any():
+            ax.plot(x, curves[column], color=colour, linestyle="--", label=cls)
+    ax.set_title("emotion: probability of the true class")
+    ax.set_xlabel("position in sequence (0 = neutral, 1 = apex)")
+    ax.set_ylabel("mean probability")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if au_columns:
+        ax = axes[1]
+        for i, column in enumerate(au_columns):
+            ax.plot(x, curves[column], color=RUN_COLOURS[i % len(RUN_COLOURS)], label=column.removesuffix("_prob"))
+        ax.set_title("AUs: probability where the apex is coded with the AU")
+        ax.set_xlabel("position in sequence (0 = neutral, 1 = apex)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path, pad_inches=0.1)

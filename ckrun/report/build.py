@@ -25,6 +25,7 @@ from ckrun.report import collect, outdir, sections
 from ckrun.report.dataset import dataset_blocks, describe_data
 from ckrun.report.document import Bullets, Document, Heading, Paragraph, to_html, to_markdown
 from ckrun.report.evaluation import evaluation_blocks
+from ckrun.report.explanations import explanation_blocks
 from ckrun.report.groups import GroupScores, demographic_columns, predict_groups
 from ckrun.report.study import param_importances
 from ckrun.report.uncertainty import cv_blocks
@@ -83,6 +84,7 @@ def _write_report(
     if best is not None:
         doc.blocks += sections.best_run_blocks(best, runs.table, fig_dir)
         doc.blocks += evaluation_blocks(best, runs.table, fig_dir)
+        doc.blocks += explanation_blocks(best, fig_dir)
     doc.blocks += cv_blocks(runs.table)
     importances, study_note = param_importances(study, storage) if study else (None, None)
     doc.blocks += sections.hyperparameter_blocks(runs.table, best, fig_dir, obj_kind, importances, study, study_note)
@@ -91,7 +93,8 @@ def _write_report(
         if scores is not None and scores.tables:
             doc.blocks += sections.group_blocks(scores, str(best["run"]), fig_dir)
     if manifest is not None:
-        desc = describe_data(manifest, out_dir / "dataset")
+        config = collect.run_config(str(best["run_id"])) if best is not None else None
+        desc = describe_data(manifest, out_dir / "dataset", config)
         doc.blocks += dataset_blocks(desc, source=source)
     if notes:
         doc.add(Heading(2, "Notes"), Bullets(notes))

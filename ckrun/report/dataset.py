@@ -9,19 +9,31 @@ images, action units, splits, demographics, then the limitations and bias paragr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ckrun.data.describe import describe
 from ckrun.data.explore import DatasetDescription
 from ckrun.data.summary_md import OVERVIEW_LABELS
+from ckrun.errors import CkrunError
 from ckrun.report.analysis import fmt
 from ckrun.report.document import Bullets, Figure, Heading, Paragraph, Table
 
 
-def describe_data(manifest: pd.DataFrame, out_dir: Path) -> DatasetDescription:
-    """Run the dataset description into `out_dir` (figures, summary.md, numbers.json)."""
-    return describe(manifest, out_dir)
+def describe_data(
+    manifest: pd.DataFrame, out_dir: Path, run_config: dict[str, Any] | None = None
+) -> DatasetDescription:
+    """Run the dataset description into `out_dir` (figures, summary.md, numbers.json), with face
+    grids drawn as the best run's config (`run_config`, its logged ``config.yaml``) sees faces."""
+    from ckrun.config import TrainConfig, build_config
+
+    known = {k: v for k, v in (run_config or {}).items() if k in TrainConfig.model_fields}
+    try:
+        faces = build_config(known)
+    except CkrunError:
+        faces = build_config({})
+    return describe(manifest, out_dir, faces=faces)
 
 
 def _count_frame(counts: dict[str, int], key: str) -> pd.DataFrame:
@@ -46,6 +58,7 @@ def dataset_blocks(desc: DatasetDescription, *, source: str) -> list:
     rows = [(label, str(desc.counts[k])) for k, label in OVERVIEW_LABELS.items() if desc.counts.get(k) is not None]
     blocks.append(Table(pd.DataFrame(rows, columns=["what", "count"])))
     blocks += _balance(desc)
+    blocks += _faces(desc)
     blocks += _images(desc)
     blocks += _aus(desc)
     blocks += _splits(desc)
@@ -55,6 +68,18 @@ def dataset_blocks(desc: DatasetDescription, *, source: str) -> list:
     if desc.notes:
         blocks.append(Bullets(list(desc.notes)))
     return [b for b in blocks if b is not None]
+
+
+def _faces(desc: DatasetDescription) -> list:
+    figures = [
+        _fig(
+            desc, "faces_by_class", "Sample faces per emotion, as the best run's model sees them (crop, align, resize)"
+        ),
+        _fig(desc, "faces_augmented", "The same faces after the run's training augmentation"),
+        _fig(desc, "face_sequence", "One CK+ sequence from the neutral first frame to the apex"),
+    ]
+    shown = [f for f in figures if f is not None]
+    return [Heading(3, "Faces"), *shown] if shown else []
 
 
 def _balance(desc: DatasetDescription) -> list:
