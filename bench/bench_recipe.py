@@ -55,6 +55,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "tta_flip": {"tta": "flip"},
     "crop_none": {"crop": "none"},
     "regularised": {"label_smoothing": 0.1, "drop_path": 0.1, "weight_averaging": "ema", "tta": "flip"},
+    "regularised_asl": {
+        "label_smoothing": 0.1,
+        "drop_path": 0.1,
+        "weight_averaging": "ema",
+        "tta": "flip",
+        "au_loss": "asl",
+    },
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")
