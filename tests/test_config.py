@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ckrun.config import (
     ARCHITECTURE_KEYS,
     PRESETS,
+    RECIPES,
     TrainConfig,
     build_config,
     config_schema,
@@ -41,6 +42,21 @@ def test_defaults_come_from_the_default_preset() -> None:
         assert getattr(cfg, key) == (tuple(expected) if isinstance(expected, list) else expected), key
     # The seed's optimiser settings stay the defaults: L2 1e-4, Adam at 1e-3, batch 16.
     assert (cfg.l2, cfg.learning_rate, cfg.batch_size) == (1e-4, 1e-3, 16)
+
+
+def test_each_preset_brings_its_recipe_and_set_still_wins() -> None:
+    """The default preset trains with its chosen recipe; tiny and seed keep the plain one."""
+    assert set(RECIPES) == set(PRESETS) and RECIPES["default"] and not RECIPES["tiny"]
+    default, tiny = load_config(), load_config(None, ["preset=tiny"])
+    for key, value in RECIPES["default"].items():
+        assert getattr(default, key) == value, key
+        assert getattr(tiny, key) == TrainConfig.model_fields[key].default, key  # plain recipe
+    assert load_config(None, ["tta=none"]).tta == "none"  # --set overrides the preset's recipe
+    assert load_config(None, ["tta=none"]).weight_averaging == RECIPES["default"]["weight_averaging"]
+    switched = default.updated(preset="tiny")
+    assert all(getattr(switched, k) == TrainConfig.model_fields[k].default for k in RECIPES["default"])
+    assert default.updated(preset="tiny", tta="flip").tta == "flip"
+    assert tiny.updated(preset="default").weight_averaging == RECIPES["default"]["weight_averaging"]
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -58,7 +58,11 @@ def _assert_the_report_says_what_the_runs_say(markdown: str, runs: pd.DataFrame)
         row = rows[run["tags.mlflow.runName"]]
         assert row["kind"] == run["tags.ckrun.kind"]
         for header, key in COMPARED_METRICS.items():
-            assert row[header] == f"{run[f'metrics.{key}']:.3f}", (row["run"], header)
+            shown = f"{run[f'metrics.{key}']:.3f}"
+            if header.startswith("test ") and f"metrics.{key}_ci_low" in run and pd.notna(run[f"metrics.{key}_ci_low"]):
+                low, high = run[f"metrics.{key}_ci_low"], run[f"metrics.{key}_ci_high"]
+                shown += f" [{low:.2f}, {high:.2f}]"  # test scores carry their subject-level interval
+            assert row[header] == shown, (row["run"], header)
         verdict = run["tags.fit_diagnosis"]
         assert row["fit diagnosis"] == verdict
         assert f"**{row['run']}**" in subsection(analysis, verdict.capitalize())
