@@ -26,6 +26,7 @@ from ckrun.console import warn
 from ckrun.errors import StoreWriteError
 from ckrun.tracking import faults
 from ckrun.tracking.store import configure, experiment_id
+from ckrun.tracking.store import local_path as store_local_path
 
 KIND_TAG = "ckrun.kind"
 KINDS = ("train", "trial", "study", "baseline", "evaluate", "cv", "pipeline")
@@ -235,28 +236,50 @@ def final_metric_step(epochs_run: int) -> int:
     return int(epochs_run) + 1
 
 
+@contextlib.contextmanager
+def _artifact_write() -> Iterator[None]:
+    """Name the run's artifact folder in a write error that names no file.
+
+    A copy into a full disk fails in the middle of writing, and Python's error then carries no
+    file name; without one, `faults.store_write_problem` could not tell the store from any
+    other file, and the user would read a bare "No space left on device".
+    """
+    try:
+        yield
+    except OSError as exc:
+        folder = store_local_path(mlflow.get_artifact_uri()) if mlflow.active_run() else None
+        if exc.filename is None and exc.errno is not None and folder is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(folder)) from exc
+        raise
+
+
 def log_text(text: str, artifact_file: str) -> None:
-    mlflow.log_text(text, artifact_file)
+    with _artifact_write():
+        mlflow.log_text(text, artifact_file)
 
 
 def log_dict(data: Any, artifact_file: str) -> None:
-    mlflow.log_dict(data, artifact_file)
+    with _artifact_write():
+        mlflow.log_dict(data, artifact_file)
 
 
 def log_artifact(path: Path | str, artifact_path: str | None = None) -> None:
-    mlflow.log_artifact(str(path), artifact_path)
+    with _artifact_write():
+        mlflow.log_artifact(str(path), artifact_path)
 
 
 def log_figure_file(path: Path, artifact_dir: str) -> None:
-    mlflow.log_artifact(str(path), artifact_dir)
+    with _artifact_write():
+        mlflow.log_artifact(str(path), artifact_dir)
 
 
 def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
     """A DataFrame as CSV (or JSON records when `artifact_file` ends in .json)."""
-    if artifact_file.endswith(".json"):
-        mlflow.log_dict(json.loads(frame.to_json(orient="records")), artifact_file)
-    else:
-        mlflow.log_text(frame.to_csv(index=False), artifact_file)
+    with _artifact_write():
+        if artifact_file.endswith(".json"):
+            mlflow.log_dict(json.loads(frame.to_json(orient="records")), artifact_file)
+        else:
+            mlflow.log_text(frame.to_csv(index=False), artifact_file)
 
 
 def log_dataset(manifest: pd.DataFrame, *, source: str, digest: str, name: str, context: str = "training") -> None:
