@@ -68,3 +68,25 @@ def spell_options(spellings: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _SPELLINGS.reset(token)
+
+
+# Signals received while a command runs. Python runs a signal handler between any two
+# bytecodes, also inside a ``__del__`` that garbage collection calls (TensorFlow frees
+# functions that way all through a fit); an exception raised there is printed as "Exception
+# ignored" and lost. So the CLI's handler records the signal here as well, and training
+# checks between batches (`raise_if_interrupted`), which makes an interruption stick.
+_received: list[int] = []
+
+
+def note_signal(signum: int) -> None:
+    _received.append(signum)
+
+
+def forget_signals() -> None:
+    _received.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raise `Interrupted` for a signal whose first `Interrupted` may have been swallowed."""
+    if _received:
+        raise Interrupted(_received[0])

@@ -107,7 +107,7 @@ def fit_model(
 
     from ckrun.data.pipeline import Augmentation, make_dataset
     from ckrun.model.averaging import WeightAveraging
-    from ckrun.model.callbacks import EpochLine, ObjectiveAndRate
+    from ckrun.model.callbacks import EpochLine, ObjectiveAndRate, StopOnSignal
     from ckrun.model.losses import au_loss
     from ckrun.model.objectives import MaskedAccuracy, MaskedCategoricalCrossentropy, MaskedMacroF1
     from ckrun.model.resnet import AU_HEAD, EMOTION_HEAD, build_model
@@ -166,7 +166,12 @@ def fit_model(
     selection = EpochSelection(
         cfg.selection, cfg.selection_window, cfg.early_stopping, averaging.candidate if averaging else None
     )
-    cbs: list[Any] = [ObjectiveAndRate(cfg.objective, n_aus > 0), *([averaging] if averaging else []), selection]
+    cbs: list[Any] = [
+        StopOnSignal(),
+        ObjectiveAndRate(cfg.objective, n_aus > 0),
+        *([averaging] if averaging else []),
+        selection,
+    ]
     if cfg.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(

@@ -126,3 +126,31 @@ def test_ctrl_c_during_tune_kills_the_runs_without_a_traceback(mlflow_store: Pat
     assert set(runs["status"]) == {"KILLED"}
     trial = optuna.load_study(study_name="c", storage=storage).trials[0]
     assert trial.state.name == "FAIL"  # Optuna's own record of the interrupted trial
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost raise, on purpose
+def test_a_signal_lost_inside_a_del_still_stops_training(mlflow_store: Path, tiny_ckplus: Path) -> None:
+    """Python can run the handler inside a ``__del__`` during garbage collection, where its raise is
+    swallowed ("Exception ignored in …"); the recorded signal stops the fit at the next batch anyway."""
+    from ckrun import errors
+    from ckrun.config import load_config
+    from ckrun.data.loader import prepare_for_config
+    from ckrun.train import train
+
+    class Collected:
+        def __del__(self) -> None:
+            errors.note_signal(signal.SIGTERM)
+            raise errors.Interrupted(signal.SIGTERM)  # lost: raised in a finaliser
+
+    cfg = load_config(None, ["preset=tiny", "min_au_count=3", "epochs=50", "log_model=false"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    try:
+        Collected()  # the "handler" runs in its finaliser; the raise goes nowhere
+        with pytest.raises(errors.Interrupted) as raised:
+            train(cfg, data, run_name="lost-signal", verbose=False)
+    finally:
+        errors.forget_signals()
+    assert raised.value.exit_code == 143
+    runs = tracking.search_runs()
+    assert runs["status"].tolist() == ["KILLED"] and runs["tags.ckrun.end_reason"].tolist() == ["Interrupted: SIGTERM"]
+    assert "metrics.train_loss" not in runs  # stopped in its first epoch, before any curve point

@@ -107,7 +107,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
     A second signal while the runs are being ended is only acknowledged (ending them is what
     keeps the store honest); a third exits at once.
     """
-    from ckrun.errors import Interrupted
+    from ckrun.errors import Interrupted, forget_signals, note_signal
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -117,6 +117,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
         if len(received) == 1:
+            note_signal(signum)  # training re-raises it if this raise is lost (ckrun.errors)
             raise Interrupted(signum)
         if len(received) == 2:
             sys.stderr.write("still ending the open MLflow runs; signal once more to exit at once\n")
@@ -129,6 +130,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        forget_signals()
 
 
 # Commands that take DATA but no --set (evaluate, report) split it with the trained run's config.

@@ -19,9 +19,20 @@ import keras
 
 from ckrun import names, tracking
 from ckrun.console import echo
+from ckrun.errors import raise_if_interrupted
 
 if TYPE_CHECKING:
     from optuna.trial import Trial
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Re-raise a signal's `Interrupted` that was lost inside a ``__del__`` (see `ckrun.errors`)."""
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        raise_if_interrupted()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        raise_if_interrupted()
 
 
 class ObjectiveAndRate(keras.callbacks.Callback):

@@ -21,7 +21,7 @@ import optuna
 
 from ckrun import tracking
 from ckrun.console import echo
-from ckrun.errors import ConfigError
+from ckrun.errors import ConfigError, raise_if_interrupted
 from ckrun.tune.attrs import ERROR_ATTR, PARETO_TARGETS, RETRY_OF_RUN_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, WORKER_ATTR
 from ckrun.tune.cap import MaxTrialsReached, cap_reached, over_cap
 from ckrun.tune.liveness import WorkerId, reap_dead_workers
@@ -272,6 +272,7 @@ def work(worker: Worker) -> None:
                 if not _finished_elsewhere(exc):
                     raise
                 echo(f"another worker ended this worker's trial (no heartbeat within --grace-period?): {exc}")
+            raise_if_interrupted()  # a signal whose Interrupted was lost between trials
             if worker.stop_reason:
                 break
     finally:
