@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_main_job_runs_every_stage_and_registers_the_better_model(mlflow_store: Path, tiny_ckplus: Path) -> None:
-    args = ["run", "--data", str(tiny_ckplus), "--n-trials", "2", "--experiment", "main"]
+    space = mlflow_store / "space.yaml"  # the default cpu space trains 30-50 epochs a trial: too long here
+    space.write_text("params:\n  l2: {low: 1.0e-5, high: 1.0e-1, log: true}\n")
+    args = ["run", "--data", str(tiny_ckplus), "--n-trials", "2", "--experiment", "main", "--search-space", str(space)]
     for override in ("preset=tiny", "epochs=2", "min_au_count=3", "threshold_min_positives=3"):
         args += ["--set", override]
     result = CliRunner().invoke(cli, args)

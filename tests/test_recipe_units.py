@@ -36,10 +36,10 @@ def _loss(fn: keras.losses.Loss, y: list, p: list) -> float:
 
 
 def test_recipe_defaults_keep_the_plain_recipe_and_are_logged_as_params() -> None:
-    cfg = load_config()
+    cfg = load_config(overrides=["preset=tiny"])  # the default preset adds its recipe (test_config)
     assert (cfg.label_smoothing, cfg.mixup, cfg.drop_path, cfg.weight_averaging) == (0.0, 0.0, 0.0, "none")
     assert (cfg.selection, cfg.au_loss, cfg.tta, cfg.ensemble_seeds) == ("best_epoch", "bce", "none", 1)
-    params = cfg.params()
+    params = load_config().params()
     for key in ("label_smoothing", "mixup", "drop_path", "weight_averaging", "ema_momentum", "swa_start",
                 "selection", "selection_window", "au_loss", "focal_gamma", "asl_gamma_neg", "asl_gamma_pos",
                 "asl_clip", "tta", "ensemble_seeds"):  # fmt: skip

@@ -126,6 +126,12 @@ def tune_cmd(
 @click.option(
     "--n-trials", type=click.IntRange(min=0), default=2, help="Optuna trials of the study on the cpu space (0 = none)"
 )
+@click.option(
+    "--search-space",
+    default="cpu",
+    show_default=True,
+    help="search space of the study: a YAML file or a bundled one (cpu, quick, seed)",
+)
 @click.option("--study-name", default="ckrun-cpu", help="study name (resumed when it exists)")
 @click.option(
     "--storage", default=None, help="Optuna storage URL  [default: $CKRUN_STORAGE, else optuna.db beside mlflow.db]"
@@ -138,6 +144,7 @@ def run_cmd(
     config_file: Path | None,
     overrides: tuple[str, ...],
     n_trials: int,
+    search_space: str,
     study_name: str,
     storage: str | None,
     report: bool,
@@ -146,4 +153,13 @@ def run_cmd(
     cfg = load_cfg(config_file, overrides)
     from ckrun.main_job import run_main
 
-    run_main(cfg, data, experiment=experiment, n_trials=n_trials, study_name=study_name, storage=storage, report=report)
+    run_main(
+        cfg,
+        data,
+        experiment=experiment,
+        n_trials=n_trials,
+        search_space=search_space,
+        study_name=study_name,
+        storage=storage,
+        report=report,
+    )
