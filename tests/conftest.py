@@ -80,3 +80,22 @@ def postgres():
 
     with running_postgres() as server:
         yield server
+
+
+# The longest files first: `make test` gives each xdist worker whole files (--dist loadfile) in
+# collection order, so a long file collected last would leave one worker idle at the end.
+LONG_FILES = (
+    "test_multi_machine.py",
+    "test_main_job.py",
+    "test_postgres_workers.py",
+    "test_signals.py",
+    "test_crashed_workers.py",
+    "test_recipe_runs.py",
+    "test_mlproject.py",
+    "test_report.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: file order kept otherwise

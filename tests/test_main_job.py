@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +32,8 @@ def test_main_job_runs_every_stage_and_registers_the_better_model(mlflow_store: 
 
     # The champion is whichever of the default run and the best trial validates better.
     trained = runs[runs["tags.ckrun.kind"].isin(["train", "trial"])]
-    best = trained.loc[trained["metrics.objective"].idxmax(), "run_id"]
-    assert tracking.alias_run_id("ckplus-resnet") == best
+    champion = tracking.alias_run_id("ckplus-resnet")  # on a tie (tiny runs can tie) either run is right
+    assert trained.set_index("run_id").loc[champion, "metrics.objective"] == trained["metrics.objective"].max()
 
     report = mlflow_store / "reports" / "main" / "report.html"
     assert report.is_file() and "report: reports/main/report.html" in result.output
@@ -69,7 +70,9 @@ def _assert_the_report_says_what_the_runs_say(markdown: str, runs: pd.DataFrame)
         assert row["fit diagnosis"] == verdict
         assert f"**{row['run']}**" in subsection(analysis, verdict.capitalize())
     trained = compared[compared["tags.ckrun.kind"].isin(["train", "trial"])]
-    best = trained.loc[trained["metrics.objective"].idxmax()]
-    name = best["tags.mlflow.runName"]
-    assert f"**Best run: {name}**" in subsection(analysis, "Ultimate judgement")
+    named = re.search(r"\*\*Best run: ([^*]+)\*\*", subsection(analysis, "Ultimate judgement"))
+    assert named, subsection(analysis, "Ultimate judgement")
+    name = named.group(1)
+    by_name = trained.set_index("tags.mlflow.runName")["metrics.objective"]
+    assert by_name[name] == by_name.max()  # the best by val objective (tiny runs can tie: either is right)
     assert f"## Best run: {name}\n" in markdown
