@@ -90,3 +90,15 @@ def raise_if_interrupted() -> None:
     """Raise `Interrupted` for a signal whose first `Interrupted` may have been swallowed."""
     if _received:
         raise Interrupted(_received[0])
+
+
+def as_interruption(exc: BaseException) -> BaseException:
+    """The `Interrupted` that `exc` really is, when a signal arrived before it was raised.
+
+    A handler's exception raised while C code runs (TensorFlow converting a batch, say) can
+    surface as a ``SystemError`` from the interpreter instead; after a signal, any exception
+    is taken for the interruption it most likely is, so the run ends KILLED, not FAILED.
+    """
+    if _received and not isinstance(exc, KeyboardInterrupt):
+        return Interrupted(_received[0])
+    return exc

@@ -154,3 +154,29 @@ def test_a_signal_lost_inside_a_del_still_stops_training(mlflow_store: Path, tin
     runs = tracking.search_runs()
     assert runs["status"].tolist() == ["KILLED"] and runs["tags.ckrun.end_reason"].tolist() == ["Interrupted: SIGTERM"]
     assert "metrics.train_loss" not in runs  # stopped in its first epoch, before any curve point
+
+
+def test_an_exception_garbled_by_a_signal_still_ends_the_runs_killed(mlflow_store: Path) -> None:
+    """A handler's raise inside C code can reach Python as a ``SystemError`` (seen under TensorFlow's
+    batch conversion): after a signal, the run and its parent end KILLED and `Interrupted` is raised."""
+    from ckrun import errors
+
+    try:
+        errors.note_signal(signal.SIGINT)
+        with (
+            pytest.raises(errors.Interrupted) as raised,
+            tracking.start_run(kind="study", run_name="parent"),
+            tracking.start_run(kind="trial", run_name="child"),
+        ):
+            raise SystemError("Objects/listobject.c:338: bad argument to internal function")
+    finally:
+        errors.forget_signals()
+    assert raised.value.exit_code == 130 and isinstance(raised.value.__cause__, SystemError)
+    runs = tracking.search_runs()
+    assert runs["status"].tolist() == ["KILLED", "KILLED"]
+    assert set(runs["tags.ckrun.end_reason"]) == {"Interrupted: SIGINT"}
+
+    # Without a signal, the same exception fails the run.
+    with pytest.raises(SystemError), tracking.start_run(kind="train", run_name="plain"):
+        raise SystemError("a real bug")
+    assert tracking.search_runs()["status"].tolist().count("FAILED") == 1

@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ckrun.console import warn
-from ckrun.errors import StoreWriteError
+from ckrun.errors import StoreWriteError, as_interruption
 from ckrun.tracking import faults
 from ckrun.tracking.store import configure, experiment_id
 from ckrun.tracking.store import local_path as store_local_path
@@ -85,7 +85,13 @@ def start_run(
     handle = RunHandle(run.info.run_id, run.info.experiment_id, run_name)
     killed: tuple[type[BaseException], ...] = (*killed_on, KeyboardInterrupt)
     try:
-        yield handle
+        try:
+            yield handle
+        except BaseException as exc:
+            interruption = as_interruption(exc)
+            if interruption is exc:
+                raise
+            raise interruption from exc  # a signal's exception garbled in C code: still an interruption
     except killed as exc:
         _end_run(handle, "KILLED", {"ckrun.end_reason": _reason(exc)})
         if not nested:
