@@ -31,7 +31,7 @@ from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data import ckformat
 
-TINY = ["--set", "preset=tiny", "--set", "epochs=1"]
+TINY = ["--set", "preset=tiny", "--set", "epochs=1", "--set", "explain_images_per_class=0"]
 _PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[|it/s\]|img/s\]|seq/s\]|subject/s\]")
 
 
@@ -581,7 +581,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_ckplus: Path) -
     root = tmp_path_factory.mktemp("bad_input_model")
     with pytest.MonkeyPatch.context() as mp:
         use_store(mp, root)
-        cfg = load_config(overrides=["preset=tiny", "epochs=1", "min_au_count=3"])
+        cfg = load_config(overrides=["preset=tiny", "epochs=1", "min_au_count=3", "explain_images_per_class=0"])
         result = train(cfg, prepare_for_config(tiny_ckplus, cfg, progress=False), verbose=False)
     image = str(next((tiny_ckplus / ckformat.IMAGES_DIR).rglob("*.png")))
     return TrainedModel(f"sqlite:///{root}/mlflow.db", result.run_id, image)

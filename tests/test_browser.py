@@ -1,4 +1,5 @@
-"""End to end in a real browser: the MLflow UI started by `ckrun ui` shows two runs side by side.
+"""`ckrun ui` started for real: it listens on loopback only, and in a real browser the MLflow UI
+shows two runs side by side (both tests share one server: a start costs 10-40 s).
 
 Headless Chromium (Debian's `chromium` package) driven by Playwright for Python. Missing
 Chromium is installed when we are root; if it still cannot be found the test FAILS with
@@ -18,7 +19,7 @@ from system_packages import apt_install
 
 from ckrun import tracking
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -77,6 +78,7 @@ def _shown(value: float) -> str:
     return f"{round(value, 3):g}"
 
 
+@pytest.mark.browser
 def test_experiment_page_and_compare_view_show_both_runs_and_metrics(
     mlflow_ui, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,3 +128,12 @@ def test_experiment_page_and_compare_view_show_both_runs_and_metrics(
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, out / "mlflow-compare.png")
         shutil.copyfile(tmp_path / "mlflow-runs.png", out / "mlflow-runs.png")
+
+
+def test_ckrun_ui_listens_on_127_0_0_1_only_and_prints_its_address(mlflow_ui) -> None:
+    from mlflow_ui_fixture import listening_addresses
+
+    assert listening_addresses(mlflow_ui.port) == {"127.0.0.1"}
+    output = mlflow_ui.log.read_text()
+    assert f"http://localhost:{mlflow_ui.port}" in output
+    assert f"/#/experiments/{mlflow_ui.experiment_id}/runs" in output

@@ -108,6 +108,7 @@ def test_sigkill_mid_trial_then_resume_leaves_nothing_running(mlflow_store: Path
         sys.executable, "-m", "ckrun.cli", "tune", "--data", str(tiny_ckplus), "--search-space", str(space),
         "--storage", storage, "--study-name", "k", "--max-trials", "2", "--pruner", "none", "--no-register",
         "--set", "preset=tiny", "--set", "min_au_count=3", "--set", "log_model=false",
+        "--set", "explain_images_per_class=0",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": mlflow_store, "env": env}

@@ -43,6 +43,7 @@ TUNE = [
     "--study-name", "multi", "--experiment", "multi", "--max-trials", str(MAX_TRIALS), "--pruner", "none",
     "--heartbeat", "1", "--grace-period", "30",
     "--set", "preset=tiny", "--set", "image_size=32", "--set", "min_au_count=3", "--set", "epochs=2",
+    "--set", "explain_images_per_class=0",
 ]  # fmt: skip
 
 

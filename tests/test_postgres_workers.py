@@ -50,6 +50,7 @@ def test_two_workers_share_one_study(postgres_url: str, mlflow_store: Path, tiny
         "--n-trials", str(N_TRIALS), "--max-trials", str(MAX_TRIALS), "--experiment", "workers",
         "--no-register", "--pruner", "none",
         "--set", "preset=tiny", "--set", "image_size=32", "--set", "epochs=1", "--set", "log_model=false",
+        "--set", "explain_images_per_class=0",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
     # one worker gets the URL on the command line, the other through $CKRUN_STORAGE

@@ -80,7 +80,8 @@ def scripted_trials(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def _tune(store: Path, data: Path, study: str, space: str, *extra: str) -> Any:
     args = ["tune", "--data", str(data), "--search-space", space, "--study-name", study, "--experiment", "prune",
             "--storage", f"sqlite:///{store}/optuna.db", "--sampler", "random", "--no-register",
-            "--set", "preset=tiny", "--set", "image_size=32", *extra]  # fmt: skip
+            "--set", "preset=tiny", "--set", "image_size=32",
+            "--set", "explain_images_per_class=0", *extra]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return optuna.load_study(study_name=study, storage=f"sqlite:///{store}/optuna.db").trials
@@ -138,5 +139,7 @@ def test_unknown_pruner_is_rejected_before_anything_is_logged(
     # (no scripted level: a trial started anyway fails at once instead of training)
     options = TuneOptions(pruner="sha", storage=f"sqlite:///{mlflow_store}/optuna.db", register=False, n_trials=1)
     with pytest.raises(ConfigError, match=r"unknown pruner 'sha' \(expected median, hyperband or none\)"):
-        run_tune(load_config(overrides=["preset=tiny", "image_size=32"]), tiny_ckplus, options)
+        run_tune(
+            load_config(overrides=["preset=tiny", "image_size=32", "explain_images_per_class=0"]), tiny_ckplus, options
+        )
     assert not (mlflow_store / "mlflow.db").exists()  # no study run was started

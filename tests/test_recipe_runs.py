@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import use_store
 
-from ckrun import tracking
+from ckrun import names, tracking
 from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data.loader import prepare_for_config
@@ -24,7 +24,7 @@ from ckrun.predict import Predictor
 
 pytestmark = pytest.mark.slow
 
-TINY = ["preset=tiny", "epochs=1", "min_au_count=3", "threshold_min_positives=3"]
+TINY = ["preset=tiny", "epochs=1", "min_au_count=3", "threshold_min_positives=3", "explain_images_per_class=0"]
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +101,30 @@ def test_evaluate_on_the_ensemble_reproduces_the_logged_test_metrics(ensemble_ru
         assert evaluated[key] == pytest.approx(result.metrics[key], abs=1e-6), key
 
 
-def test_cv_ensemble_averages_the_fold_models(store: Path, tiny_ckplus: Path) -> None:
+def test_cross_validation_logs_folds_and_mean_std_and_averages_the_fold_models(store: Path, tiny_ckplus: Path) -> None:
+    """One CV run (3 folds) checks both the fold logging and the ensemble of the fold models."""
     from ckrun.crossval import cross_validate
 
     cfg = load_config(overrides=[*TINY, "log_model=false", "tta=flip"])
     data = prepare_for_config(tiny_ckplus, cfg, progress=False)
     result = cross_validate(cfg, data, 3, experiment="recipe-cv", ensemble=True)
-    assert result.model_uri and tracking.model_run_id(result.model_uri) == result.run_id
     parent = tracking.get_run(result.run_id)
+    assert parent.data.tags["ckrun.kind"] == "cv"
+    children = tracking.child_runs(result.run_id)
+    assert len(children) == 3 and set(children["tags.ckrun.fold"]) == {"1", "2", "3"}
+    values = children["metrics.test_emotion_f1"].to_numpy()
+    assert parent.data.metrics["test_emotion_f1"] == pytest.approx(values.mean())
+    assert parent.data.metrics["test_emotion_f1_std"] == pytest.approx(values.std(ddof=1))
+    assert not [k for k in parent.data.metrics if names.is_interval(k)]  # fold intervals are not averaged
+    folds_table = pd.read_csv(tracking.download_artifact(result.run_id, "cv_folds.csv", store / "cv"))
+    assert (folds_table["test_emotion_f1_ci_low"] <= folds_table["test_emotion_f1"]).all()
+    tested = [set(pd.read_csv(tracking.download_artifact(r, "data/split.csv", store / r)).query(
+        "split == 'test'")["subject"]) for r in children["run_id"]]  # fmt: skip
+    assert set.union(*tested) == set(data.manifest["subject"]) and sum(map(len, tested)) == data.manifest[
+        "subject"].nunique()  # fmt: skip
+
+    # The fold models, averaged into one logged model.
+    assert result.model_uri and tracking.model_run_id(result.model_uri) == result.run_id
     assert parent.data.params["cv_ensemble"] == "True" and parent.data.params["ensemble_members"] == "3"
     predictor = tracking.load_predictor(result.model_uri)
     folds = [r.preprocessing for r in result.folds]

@@ -51,7 +51,8 @@ SCRIPT = textwrap.dedent(
 
             model.train_step = train_step
 
-    cfg = load_config(overrides=["preset=tiny", "epochs=2", "min_au_count=3", "strategy=mirrored", "log_model=false"])
+    cfg = load_config(overrides=["preset=tiny", "epochs=2", "min_au_count=3", "strategy=mirrored", "log_model=false",
+                                   "explain_images_per_class=0"])
     data = prepare_for_config(sys.argv[1], cfg, progress=False)
     result = train(cfg, data, experiment="scale", system_metrics=True, verbose=False, callbacks=[Probe()])
     print("RUN", result.run_id, len(tf.config.list_logical_devices("CPU")))

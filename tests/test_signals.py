@@ -26,7 +26,7 @@ from ckrun.tune import RUN_ID_ATTR
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--set", "preset=tiny", "--set", "min_au_count=3"]
+TINY = ["--set", "preset=tiny", "--set", "min_au_count=3", "--set", "explain_images_per_class=0"]
 
 
 def ckrun(store: Path, *args: str) -> subprocess.Popen[str]:

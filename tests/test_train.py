@@ -388,28 +388,6 @@ def test_failure_ends_the_run_failed_and_keeps_what_was_logged(
     assert "config.yaml" in _artifacts(doomed["run_id"])
 
 
-def test_cross_validation_logs_folds_and_mean_std(store: Path, tiny_ckplus: Path) -> None:
-    from ckrun.crossval import cross_validate
-
-    cfg = load_config(overrides=[*TINY, "epochs=1", "log_model=false"])
-    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
-    result = cross_validate(cfg, data, 3, experiment="cv")
-    parent = tracking.get_run(result.run_id)
-    assert parent.data.tags["ckrun.kind"] == "cv"
-    children = tracking.child_runs(result.run_id)
-    assert len(children) == 3 and set(children["tags.ckrun.fold"]) == {"1", "2", "3"}
-    values = children["metrics.test_emotion_f1"].to_numpy()
-    assert parent.data.metrics["test_emotion_f1"] == pytest.approx(values.mean())
-    assert parent.data.metrics["test_emotion_f1_std"] == pytest.approx(values.std(ddof=1))
-    assert not [k for k in parent.data.metrics if names.is_interval(k)]  # fold intervals are not averaged
-    folds = pd.read_csv(tracking.download_artifact(result.run_id, "cv_folds.csv", Path.cwd() / "cv"))
-    assert (folds["test_emotion_f1_ci_low"] <= folds["test_emotion_f1"]).all()
-    tested = [set(pd.read_csv(tracking.download_artifact(r, "data/split.csv", Path.cwd() / r)).query(
-        "split == 'test'")["subject"]) for r in children["run_id"]]  # fmt: skip
-    assert set.union(*tested) == set(data.manifest["subject"]) and sum(map(len, tested)) == data.manifest[
-        "subject"].nunique()  # fmt: skip
-
-
 def test_dataset_input_survives_a_concurrent_insert_of_the_same_dataset(
     mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,7 +48,7 @@ def write_space(folder: Path, data: Any, name: str = "space.yaml") -> Path:
 
 
 def tiny_cfg(*extra: str) -> Any:
-    return load_config(None, ["preset=tiny", "image_size=32", "epochs=2", *extra])
+    return load_config(None, ["preset=tiny", "image_size=32", "epochs=2", "explain_images_per_class=0", *extra])
 
 
 # --------------------------------------------------------------------------------------

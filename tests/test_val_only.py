@@ -35,7 +35,8 @@ from ckrun.predict import Predictor
 pytestmark = pytest.mark.slow
 
 MIN_AU_COUNT, MIN_POSITIVES = 3, 3
-CONFIG = ["preset=tiny", "epochs=2", f"min_au_count={MIN_AU_COUNT}", f"threshold_min_positives={MIN_POSITIVES}",
+CONFIG = ["preset=tiny", "epochs=2", "explain_images_per_class=0",
+          f"min_au_count={MIN_AU_COUNT}", f"threshold_min_positives={MIN_POSITIVES}",
           "threshold_shrinkage=0", "log_model=false"]  # fmt: skip
 
 
