@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "crop_none": {"crop": "none"},
     "regularised": dict(RECIPES["default"]),
     "regularised_asl": {**RECIPES["default"], "au_loss": "asl"},
+    "reference_neutral": {**RECIPES["default"], "reference": "neutral"},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

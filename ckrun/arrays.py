@@ -63,6 +63,10 @@ def build_arrays(
     geometry = face_decision(cfg, data, face_cache).geometry
     prep = _unresolved(cfg, size, chans).with_geometry(geometry)
     images = face_cache.images(data.manifest, prep)
+    if prep.reference == "neutral":
+        from ckrun.data import reference
+
+        images = reference.stack(images, face_cache.images(reference.neutral_rows(data.manifest), prep))
     arrays = {}
     for split in names.SPLITS:
         mask = (data.manifest["split"] == split).to_numpy()
@@ -78,7 +82,7 @@ def build_arrays(
 def _unresolved(cfg: TrainConfig, size: int, channels: int) -> Preprocessing:
     from ckrun.data.pipeline import Preprocessing
 
-    return Preprocessing(size, channels, cfg.crop, cfg.crop_margin, align=cfg.align)
+    return Preprocessing(size, channels, cfg.crop, cfg.crop_margin, align=cfg.align, reference=cfg.reference)
 
 
 def face_decision(cfg: TrainConfig, data: PreparedData, face_cache: FaceCache) -> CropDecision:

@@ -132,8 +132,10 @@ def run_baseline(
             }
         )
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
+        # The linear floor reads the face alone: its pixel and HOG features are of one grey image.
+        plain = cfg.updated(reference="none") if cfg.reference != "none" else cfg
         arrays, _ = build_arrays(
-            cfg, data, aus, face_cache or FaceCache(cfg.cache), image_size=BASELINE_SIZE, channels=1
+            plain, data, aus, face_cache or FaceCache(cfg.cache), image_size=BASELINE_SIZE, channels=1
         )
         groups = data.part("train")["subject"].astype(str).to_numpy()
         selection = select_family(model, arrays, aus, cfg, groups=groups, grid=grid, families=families)

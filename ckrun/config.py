@@ -96,6 +96,11 @@ class TrainConfig(BaseModel):
         description="loss weight of a CK+ frame k frames before its sequence's peak is decay**k (1 = all peak "
         "frames equal, 0 = only the peak trains); weights have mean 1 over the training split",
     )
+    reference: Literal["none", "neutral"] = Field(
+        "none",
+        description="neutral: read each face beside its sequence's neutral (first) frame, stacked as channels, "
+        "for person-specific normalisation (needs CK+ sequences or a `neutral` column; predict takes --neutral)",
+    )
     cache: str = Field("memory", description="'memory' or a file path prefix for tf.data's cache")
     augment: bool = True
     rotation: float = Field(8.0, ge=0, le=45, description="max rotation in degrees")
@@ -249,6 +254,11 @@ class TrainConfig(BaseModel):
         if self.aus is not None and not self.aus:
             raise ValueError("aus must list at least one AU code, or be null")
         return self
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the network reads: the face's, doubled when its neutral frame is stacked beside it."""
+        return self.channels * (2 if self.reference == "neutral" else 1)
 
     @property
     def total_stride(self) -> int:

@@ -53,8 +53,7 @@ def evaluate_model_uri(
     if part.empty:
         raise DataError(f"split {split!r} of {prepared.source} holds no images")
     prep = predictor.prep
-    landmarks = part["landmarks"].tolist() if "landmarks" in part else None
-    images = predictor.faces(part["path"].astype(str).tolist(), landmarks)
+    images = predictor.faces_of(part)
     labels = encode_labels(part, prep.aus)
     probs = predictor.probabilities(images)
     thresholds = np.asarray(prep.thresholds or [0.5] * len(prep.aus), float)

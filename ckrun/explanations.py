@@ -92,12 +92,14 @@ def write_explanations(
     return ExplanationFiles(overlays, out / "region_shares.csv", out / "summary.json", summary)
 
 
-def explain_model_uri(model_uri: str, images: Sequence[Path], out: Path) -> ExplanationFiles:
+def explain_model_uri(
+    model_uri: str, images: Sequence[Path], out: Path, neutral: Path | None = None
+) -> ExplanationFiles:
     """`ckrun explain`: load the model, explain `images` with its own preprocessing, write to `out`."""
     from ckrun.explain.explainer import explain_paths
 
     predictor = tracking.load_predictor(model_uri)
-    return write_explanations(explain_paths(predictor, [str(p) for p in images]), out)
+    return write_explanations(explain_paths(predictor, [str(p) for p in images], neutral=neutral), out)
 
 
 def select_examples(rows: pd.DataFrame, per_class: int) -> list[int]:

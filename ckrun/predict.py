@@ -30,7 +30,7 @@ import pandas as pd
 
 from ckrun import tta
 from ckrun.calibration import apply_temperatures
-from ckrun.data import faces
+from ckrun.data import faces, reference
 from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import landmark_list, placements
 from ckrun.data.pipeline import Preprocessing, normalise, pad_rows
@@ -144,15 +144,45 @@ class Predictor:
         """(N, 2, 3) matrices taking each image's pixels to the model input, as training placed them."""
         return placements(list(map(str, paths)), list(landmarks), self.prep.geometry, self.prep.image_size)
 
-    def faces(self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None) -> np.ndarray:
+    def faces(
+        self,
+        paths: Sequence[str],
+        landmarks: Sequence[str | Path | None] | None = None,
+        neutral: str | Path | Sequence[str | Path] | None = None,
+    ) -> np.ndarray:
         """Faces placed exactly as training placed them (same geometry, same decode).
 
         CK+ frames find their landmark file by path; an image without one is cropped by the
-        detector and aligned as the training set's images without landmarks would be.
+        detector and aligned as the training set's images without landmarks would be. A model
+        trained with ``reference=neutral`` needs `neutral`: one image of the person's neutral
+        face for all `paths`, or one per path (`ckrun.data.reference`).
         """
         found = self.landmark_files(paths, landmarks)
         names = list(map(str, paths))
-        return decode_faces(names, self.place(names, found), self.prep.image_size, self.prep.channels)
+        images = decode_faces(names, self.place(names, found), self.prep.image_size, self.prep.channels)
+        neutral_names = reference.broadcast(neutral, len(names))
+        if self.prep.reference != "neutral":
+            if neutral_names is not None:
+                raise DataError(
+                    "this model reads each face alone (trained without reference=neutral): leave out --neutral"
+                )
+            return images
+        if neutral_names is None:
+            raise DataError(
+                "this model reads each face beside the person's neutral face (trained with reference=neutral): "
+                "give it with --neutral IMAGE (or a `neutral` column)"
+            )
+        marks = self.landmark_files(neutral_names)
+        neutral_faces = decode_faces(
+            neutral_names, self.place(neutral_names, marks), self.prep.image_size, self.prep.channels
+        )
+        return reference.stack(images, neutral_faces)
+
+    def faces_of(self, rows: pd.DataFrame) -> np.ndarray:
+        """Faces of manifest rows, with each row's neutral frame when the model reads one."""
+        landmarks = rows["landmarks"].tolist() if "landmarks" in rows.columns else None
+        neutral = reference.neutral_paths(rows) if self.prep.reference == "neutral" else None
+        return self.faces(rows["path"].astype(str).tolist(), landmarks, neutral)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Head outputs for uint8 faces: the mean over members and test-time augmentation views,
@@ -188,20 +218,29 @@ class Predictor:
             out[au] = (probs["aus"][:, j] >= thresholds[j]).astype("int64")
         return out
 
-    def predict_paths(self, paths: Sequence[str | Path], landmarks: Sequence[str | None] | None = None) -> pd.DataFrame:
+    def predict_paths(
+        self,
+        paths: Sequence[str | Path],
+        landmarks: Sequence[str | None] | None = None,
+        neutral: str | Path | Sequence[str | Path] | None = None,
+    ) -> pd.DataFrame:
         names = [str(p) for p in paths]
-        table = self.table(self.probabilities(self.faces(names, landmarks)))
+        table = self.table(self.probabilities(self.faces(names, landmarks, neutral)))
         table.insert(0, "path", names)
         return table
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Pyfunc input: an ``image`` column of file paths or base64-encoded image bytes."""
+        """Pyfunc input: an ``image`` column of file paths or base64-encoded image bytes (and a
+        ``neutral`` column alike for a model trained with ``reference=neutral``)."""
         if "image" not in frame.columns:
             raise DataError(f"input needs an 'image' column (path or base64 bytes); got {list(frame.columns)}")
         landmarks = frame["landmarks"].tolist() if "landmarks" in frame.columns else None
         with tempfile.TemporaryDirectory() as tmp:
             paths = [_as_path(value, Path(tmp), i) for i, value in enumerate(frame["image"].tolist())]
-            return self.table(self.probabilities(self.faces(paths, landmarks)))
+            neutral = None
+            if "neutral" in frame.columns:
+                neutral = [_as_path(v, Path(tmp), len(paths) + i) for i, v in enumerate(frame["neutral"].tolist())]
+            return self.table(self.probabilities(self.faces(paths, landmarks, neutral)))
 
 
 def _predict(model: Any, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ckrun import tracking
+from ckrun.data import reference
 from ckrun.data.sequences import sequence_frames
 from ckrun.errors import DataError
 from ckrun.sequence_analysis import SequenceAnalysis, analyse_sequences
@@ -28,7 +29,11 @@ def evaluate_sequences(predictor: Any, part: pd.DataFrame, split: str) -> Sequen
     frames = sequence_frames(part)
     if frames.empty:
         raise DataError(f"the {split} split holds no CK+ sequences to score")
-    images = predictor.faces(frames["path"].tolist(), frames["landmarks"].tolist())
+    paths, landmarks = frames["path"].tolist(), frames["landmarks"].tolist()
+    if predictor.prep.reference == "neutral":  # every frame beside its sequence's first frame
+        images = predictor.faces(paths, landmarks, neutral=reference.neutral_paths(frames))
+    else:
+        images = predictor.faces(paths, landmarks)
     probs = predictor.probabilities(images)
     return analyse_sequences(frames, probs, list(predictor.prep.classes), list(predictor.prep.aus), split)
 

@@ -138,16 +138,24 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
 @click.argument("model_uri")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", help="output format")
+@click.option(
+    "--neutral",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the person's neutral face, read beside each image by a model trained with reference=neutral",
+)
 @friendly_errors
-def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
+def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str, neutral: Path | None) -> None:
     """Emotion and AU predictions for IMAGES with a logged model's own preprocessing."""
     missing = [p for p in images if not p.is_file()]
     if missing:
         raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
+    if neutral is not None and not neutral.is_file():
+        raise click.BadParameter(f"image not found: {neutral}", param_hint="--neutral")
     from ckrun import tracking
 
     predictor = tracking.load_predictor(model_uri)
-    table = predictor.predict_paths(list(images))
+    table = predictor.predict_paths(list(images), neutral=neutral)
     if fmt == "csv":
         click.echo(table.to_csv(index=False), nl=False)
     else:
@@ -164,15 +172,23 @@ def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str) -> None:
     show_default=True,
     help="folder for the overlays (NN_<image>.png), region_shares.csv and summary.json; never replaces a file",
 )
+@click.option(
+    "--neutral",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the person's neutral face, read beside each image by a model trained with reference=neutral",
+)
 @friendly_errors
-def explain_cmd(model_uri: str, images: tuple[Path, ...], out: Path) -> None:
+def explain_cmd(model_uri: str, images: tuple[Path, ...], out: Path, neutral: Path | None) -> None:
     """Grad-CAM of the emotion and each predicted AU on IMAGES, and AU facial-region shares (CK+ landmarks)."""
     missing = [p for p in images if not p.is_file()]
     if missing:
         raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
+    if neutral is not None and not neutral.is_file():
+        raise click.BadParameter(f"image not found: {neutral}", param_hint="--neutral")
     from ckrun.explanations import explain_model_uri
 
-    written = explain_model_uri(model_uri, list(images), out)
+    written = explain_model_uri(model_uri, list(images), out, neutral)
     for path in written.overlays:
         click.echo(f"overlay: {path}")
     click.echo(f"region shares: {written.shares_csv}")

@@ -34,6 +34,7 @@ __all__ = [
     "BASE_COLUMNS",
     "DEMOGRAPHIC_COLUMNS",
     "FORMATS",
+    "NEUTRAL",
     "PEAK_DISTANCE",
     "SPLITS",
     "STRING",
@@ -56,6 +57,7 @@ BASE_COLUMNS: tuple[str, ...] = (
 )
 DEMOGRAPHIC_COLUMNS: tuple[str, ...] = ("age", "sex", "ethnicity")
 PEAK_DISTANCE = "peak_distance"
+NEUTRAL = "neutral"  # optional: path of the image's neutral reference frame (`reference=neutral`)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FORMATS: tuple[str, ...] = ("ckplus", "csv", "folders")
 
@@ -63,7 +65,7 @@ FORMATS: tuple[str, ...] = ("ckplus", "csv", "folders")
 STRING = pd.StringDtype()
 _STRING_COLUMNS = (
     *("path", "subject", "sequence", "ck_emotion", "emotion", "landmarks"),
-    *("split", "sex", "ethnicity"),
+    *("split", "sex", "ethnicity", NEUTRAL),
 )
 
 Format = Literal["ckplus", "csv", "folders"]
@@ -119,6 +121,8 @@ def finalize_manifest(df: pd.DataFrame) -> pd.DataFrame:
             out[column] = _age_dtype(df[column]) if column == "age" else df[column]
     if PEAK_DISTANCE in df.columns:
         out[PEAK_DISTANCE] = pd.to_numeric(df[PEAK_DISTANCE]).astype("Int64")
+    if NEUTRAL in df.columns:
+        out[NEUTRAL] = df[NEUTRAL]
     for column in labels.au_columns(list(df.columns)):
         out[column] = pd.to_numeric(df[column]).astype("float64")
     for column in _STRING_COLUMNS:

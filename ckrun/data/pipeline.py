@@ -63,6 +63,7 @@ class Preprocessing:
     # Temperature scaling fitted on val (`calibrate`); 1.0 / empty = the head's own probabilities.
     emotion_temperature: float = 1.0
     au_temperatures: tuple[float, ...] = field(default=())
+    reference: str = "none"  # "neutral": the face's neutral frame is stacked beside it (ckrun.data.reference)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

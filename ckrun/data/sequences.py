@@ -23,7 +23,7 @@ _FRAME_NUMBER = re.compile(r"_(\d+)$")
 LABEL_COLUMNS = ("ck_emotion", "emotion", "emotion_num")
 
 
-def _frames_in(folder: Path) -> dict[int, Path]:
+def frames_in(folder: Path) -> dict[int, Path]:
     frames = {}
     for path in sorted(folder.iterdir()):
         match = _FRAME_NUMBER.search(path.stem)
@@ -51,7 +51,7 @@ def sequence_frames(part: pd.DataFrame) -> pd.DataFrame:
         folder = Path(str(apex["path"])).parent
         if not folder.is_dir():
             raise DataError(f"{folder}: sequence folder not found")
-        frames = {f: p for f, p in _frames_in(folder).items() if f <= int(apex["frame"])}
+        frames = {f: p for f, p in frames_in(folder).items() if f <= int(apex["frame"])}
         n = len(frames)
         for i, (frame, path) in enumerate(frames.items()):
             landmarks = faces.find_ckplus_landmarks(path)

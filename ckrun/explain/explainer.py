@@ -71,7 +71,7 @@ def explain_faces(
         au_probs = {au: float(probs["aus"][i, j]) for j, au in enumerate(aus)}
         explanation = FaceExplanation(
             path=str(path),
-            face=np.asarray(faces[i]),
+            face=np.asarray(faces[i])[..., : prep.channels],  # the face itself, not its neutral reference
             emotion=classes[top],
             emotion_probability=float(probs["emotion"][i, top]),
             emotion_map=maps[i, top],
@@ -102,15 +102,18 @@ def face_landmarks(files: Sequence[str | None], matrices: np.ndarray) -> list[np
 
 
 def explain_paths(
-    predictor: Predictor, paths: Sequence[str | Path], landmarks: Sequence[str | None] | None = None
+    predictor: Predictor,
+    paths: Sequence[str | Path],
+    landmarks: Sequence[str | None] | None = None,
+    neutral: str | Path | None = None,
 ) -> list[FaceExplanation]:
-    """Explanations of image files with the model's own crop; CK+ frames find their landmarks by path."""
-    from ckrun.data.decode import decode_faces
+    """Explanations of image files with the model's own crop; CK+ frames find their landmarks by path.
 
+    A model trained with ``reference=neutral`` also needs the person's `neutral` image."""
     names = [str(p) for p in paths]
     files = predictor.landmark_files(names, landmarks)
     matrices = predictor.place(names, files)
-    faces = decode_faces(names, matrices, predictor.prep.image_size, predictor.prep.channels)
+    faces = predictor.faces(names, files, neutral)
     return explain_faces(predictor, faces, names, face_landmarks(files, matrices))
 
 

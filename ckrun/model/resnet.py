@@ -150,7 +150,7 @@ def build_backbone(
 
 def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
     """The two-headed ResNet for `cfg` (a TrainConfig): outputs {"emotion", "aus"}."""
-    inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), name="image")
+    inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
     features = build_backbone(
         inputs,
         stem_filters=cfg.stem_filters,

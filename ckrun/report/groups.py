@@ -111,8 +111,7 @@ def predict_groups(
         return None
     predictor = load_predictor()
     prep = predictor.prep
-    landmarks = part["landmarks"].tolist() if "landmarks" in part.columns else None
-    images = predictor.faces(part["path"].astype(str).tolist(), landmarks)
+    images = predictor.faces_of(part)
     probs = predictor.probabilities(images)
     aus = list(prep.aus)
     labels = encode_labels(part, aus)

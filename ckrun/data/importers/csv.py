@@ -18,7 +18,7 @@ import pandas as pd
 
 from ckrun.data import labels
 from ckrun.data.importers.tables import find_column, numeric_column, pick_demographics, read_table, row
-from ckrun.data.manifest import PEAK_DISTANCE, SPLITS, RawImport
+from ckrun.data.manifest import NEUTRAL, PEAK_DISTANCE, SPLITS, RawImport
 from ckrun.errors import DataError
 
 __all__ = ["read_csv_manifest"]
@@ -39,6 +39,7 @@ class _CsvColumns:
     landmarks: str | None
     split: str | None
     peak_distance: str | None
+    neutral: str | None
     aus: dict[str, str]
 
 
@@ -71,6 +72,8 @@ def read_csv_manifest(
         df["split"] = _csv_splits(table[cols.split], csv_path)
     if cols.peak_distance:
         df[PEAK_DISTANCE] = _csv_peak_distances(table[cols.peak_distance], csv_path, cols.peak_distance)
+    if cols.neutral:
+        df[NEUTRAL] = _csv_paths(table[cols.neutral], csv_path, cols.neutral, True)
     for name, values in pick_demographics(table, csv_path).items():
         df[name] = values
     for column, au in cols.aus.items():
@@ -108,6 +111,7 @@ def _csv_columns(
         landmarks=find_column(table.columns, "landmarks"),
         split=find_column(table.columns, "split"),
         peak_distance=find_column(table.columns, PEAK_DISTANCE),
+        neutral=find_column(table.columns, NEUTRAL),
         aus=aus,
     )
 
