@@ -94,6 +94,18 @@ def test_label_smoothing_by_hand_with_masked_rows_and_class_weights() -> None:
     assert _loss(MaskedCategoricalCrossentropy(), y, p) == pytest.approx(-math.log(0.7), rel=1e-5)
 
 
+def test_binary_cross_entropy_by_hand_with_positive_weights_and_mask() -> None:
+    y = [[1, 0, -1], [0, 1, -1]]
+    p = [[0.8, 0.3, 0.01], [0.4, 0.6, 0.99]]
+    # AU1's positive weighs 2 and AU2's 1; AU3 is unknown in both rows: a mean over the 4 known entries.
+    known = [-2.0 * math.log(0.8), -math.log(0.7), -math.log(0.6), -math.log(0.6)]
+    expected = sum(known) / 4
+    assert _loss(MaskedBinaryCrossentropy([2.0, 1.0, 5.0]), y, p) == pytest.approx(expected, rel=1e-5)
+    clone = keras.losses.deserialize(keras.losses.serialize(MaskedBinaryCrossentropy([2.0, 1.0, 5.0])))
+    assert type(clone) is MaskedBinaryCrossentropy and clone.pos_weights == [2.0, 1.0, 5.0]
+    assert _loss(clone, y, p) == pytest.approx(expected, rel=1e-5)
+
+
 def test_focal_loss_by_hand_with_positive_weights_and_mask() -> None:
     y = [[1, 0, -1]]
     p = [[0.8, 0.3, 0.01]]

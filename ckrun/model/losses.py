@@ -6,8 +6,8 @@ entry by ``(1 - p_t)^gamma``; the asymmetric loss (Ridnik et al. 2021) focuses n
 harder than positives and shifts negative probabilities by a margin, so confident
 negatives (and likely mislabelled ones) stop contributing. Both compose with ckrun's
 per-AU positive weights (in place of focal's alpha) and with the -1 "unknown" mask of
-`ckrun.model.objectives`: masked entries contribute nothing, and the batch value is a mean
-over the known entries, as for `MaskedBinaryCrossentropy`.
+`ckrun.model.objectives`: they share `MaskedAULoss` with `MaskedBinaryCrossentropy`, so masked
+entries contribute nothing and the batch value is a mean over the known entries for all three.
 """
 
 from __future__ import annotations
@@ -18,38 +18,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from ckrun.model.objectives import MaskedBinaryCrossentropy
+from ckrun.model.objectives import MaskedAULoss, MaskedBinaryCrossentropy
 
 _EPS = 1e-7
 
 
-class _MaskedAULoss(keras.losses.Loss):
-    """Shared masking and reduction: per-entry terms → mean over known entries of the batch."""
-
-    def __init__(self, pos_weights: Sequence[float] | None, name: str, **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
-        self.pos_weights = None if pos_weights is None else [float(w) for w in pos_weights]
-
-    def entries(self, target: Any, p: Any, pos: Any) -> Any:
-        raise NotImplementedError
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true = ops.cast(y_true, y_pred.dtype)
-        known = ops.cast(y_true >= 0, y_pred.dtype)
-        target = ops.maximum(y_true, 0.0)
-        p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
-        pos = 1.0 if self.pos_weights is None else ops.convert_to_tensor(self.pos_weights)
-        per_entry = self.entries(target, p, pos) * known
-        # Rescale so the batch mean Keras takes is a mean over known entries only.
-        batch = ops.cast(ops.shape(y_true)[0], y_pred.dtype)
-        return ops.sum(per_entry, axis=-1) * batch / ops.maximum(ops.sum(known), 1.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pos_weights": self.pos_weights}
-
-
 @keras.saving.register_keras_serializable(package="ckrun")
-class MaskedFocalLoss(_MaskedAULoss):
+class MaskedFocalLoss(MaskedAULoss):
     """-(w·t·(1-p)^γ·log p + (1-t)·p^γ·log(1-p)) per known entry; γ = 0 is the weighted BCE."""
 
     def __init__(
@@ -68,7 +43,7 @@ class MaskedFocalLoss(_MaskedAULoss):
 
 
 @keras.saving.register_keras_serializable(package="ckrun")
-class MaskedAsymmetricLoss(_MaskedAULoss):
+class MaskedAsymmetricLoss(MaskedAULoss):
     """ASL: -(w·t·(1-p)^γ+·log p + (1-t)·p_m^γ-·log(1-p_m)), p_m = max(p - clip, 0).
 
     Defaults are the paper's recommendation (γ- = 4, γ+ = 0, clip 0.05). The focusing

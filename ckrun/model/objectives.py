@@ -55,13 +55,17 @@ class MaskedCategoricalCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "class_weights": self.class_weights, "label_smoothing": self.label_smoothing}
 
 
-@keras.saving.register_keras_serializable(package="ckrun")
-class MaskedBinaryCrossentropy(keras.losses.Loss):
-    """Per-AU binary cross-entropy; entries labelled -1 are unknown and ignored."""
+class MaskedAULoss(keras.losses.Loss):
+    """Masking and reduction shared by the AU-head losses: entries labelled -1 are unknown and
+    contribute nothing, and the batch value is a mean over the known entries. A subclass gives
+    the per-entry term (`entries`) with the per-AU positive weights `pos`."""
 
-    def __init__(self, pos_weights: Sequence[float] | None = None, name: str = "masked_bce", **kwargs: Any):
+    def __init__(self, pos_weights: Sequence[float] | None, name: str, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.pos_weights = None if pos_weights is None else [float(w) for w in pos_weights]
+
+    def entries(self, target: Any, p: Any, pos: Any) -> Any:
+        raise NotImplementedError
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = ops.cast(y_true, y_pred.dtype)
@@ -69,12 +73,24 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         target = ops.maximum(y_true, 0.0)
         p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
         pos = 1.0 if self.pos_weights is None else ops.convert_to_tensor(self.pos_weights)
-        bce = -(pos * target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p)) * known
+        per_entry = self.entries(target, p, pos) * known
+        # Rescale so the batch mean Keras takes is a mean over known entries only.
         batch = ops.cast(ops.shape(y_true)[0], y_pred.dtype)
-        return ops.sum(bce, axis=-1) * batch / ops.maximum(ops.sum(known), 1.0)
+        return ops.sum(per_entry, axis=-1) * batch / ops.maximum(ops.sum(known), 1.0)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pos_weights": self.pos_weights}
+
+
+@keras.saving.register_keras_serializable(package="ckrun")
+class MaskedBinaryCrossentropy(MaskedAULoss):
+    """Per-AU binary cross-entropy, positives weighted per AU; entries labelled -1 are ignored."""
+
+    def __init__(self, pos_weights: Sequence[float] | None = None, name: str = "masked_bce", **kwargs: Any):
+        super().__init__(pos_weights, name=name, **kwargs)
+
+    def entries(self, target: Any, p: Any, pos: Any) -> Any:
+        return -(pos * target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
 
 
 class _MaskedCounts(keras.metrics.Metric):

@@ -77,7 +77,7 @@ def _signature(prep_json: str) -> ModelSignature:
     outputs += [ColSpec("double", f"p_{c}") for c in prep["classes"]]
     for au in prep["aus"]:
         outputs += [ColSpec("double", f"{au}_prob"), ColSpec("long", au)]
-    columns = [ColSpec("string", "image"), ColSpec("string", "landmarks", required=False)]
+    columns: list[ColSpec | TensorSpec] = [ColSpec("string", "image"), ColSpec("string", "landmarks", required=False)]
     if prep.get("reference", "none") == "neutral":  # the person's neutral face, path or base64 like `image`
         columns.append(ColSpec("string", "neutral"))
     inputs = Schema(columns)
