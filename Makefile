@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The suite is mostly single-threaded: two pytest-xdist workers, each test file on one worker
-# (module fixtures are built once). PYTEST_WORKERS= runs it in one process.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# (module fixtures are built once), longest files first (tests/conftest.py). PYTEST_WORKERS= runs
+# it in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 PYTEST_ARGS ?=
 FAST_MARKERS := not slow and not postgres and not browser
 LOCK_FLAGS := --universal --python-version 3.10 --quiet

@@ -82,17 +82,29 @@ def postgres():
         yield server
 
 
-# The longest files first: `make test` gives each xdist worker whole files (--dist loadfile) in
-# collection order, so a long file collected last would leave one worker idle at the end.
+# The longest files first (by measured wall time per file, heaviest first): `make test` gives each
+# xdist worker whole files (--dist loadfile) in collection order (--no-loadscope-reorder; xdist
+# would otherwise order files by their number of tests, which put the one-test multi-machine and
+# main-job files last and left one worker idle for minutes at the end).
 LONG_FILES = (
-    "test_multi_machine.py",
-    "test_main_job.py",
-    "test_postgres_workers.py",
-    "test_signals.py",
-    "test_crashed_workers.py",
-    "test_recipe_runs.py",
-    "test_mlproject.py",
     "test_report.py",
+    "test_tune.py",
+    "test_multi_machine.py",
+    "test_bad_input.py",
+    "test_recipe_runs.py",
+    "test_main_job.py",
+    "test_mlproject.py",
+    "test_postgres_workers.py",
+    "test_train.py",
+    "test_crashed_workers.py",
+    "test_signals.py",
+    "test_scale_out.py",
+    "test_val_only.py",
+    "test_browser.py",
+    "test_reference.py",
+    "test_pruners.py",
+    "test_recipe_fit.py",
+    "test_disk_full.py",
 )
 
 
