@@ -86,6 +86,26 @@ def forget_signals() -> None:
     _received.clear()
 
 
+_deferring: list[bool] = []
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """While a fit runs, the CLI's handler only records a signal, and `StopOnSignal` raises it
+    between batches: an exception raised asynchronously inside TensorFlow's C++ code comes out
+    garbled (a ``SystemError``, with a traceback printed on the way). Raised on leaving, too."""
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+    raise_if_interrupted()
+
+
+def signals_deferred() -> bool:
+    return bool(_deferring)
+
+
 def raise_if_interrupted() -> None:
     """Raise `Interrupted` for a signal whose first `Interrupted` may have been swallowed."""
     if _received:

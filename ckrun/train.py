@@ -27,7 +27,7 @@ from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.data.loader import PreparedData
-from ckrun.errors import ConfigError
+from ckrun.errors import ConfigError, deferred_signals
 from ckrun.metrics import Diagnosis, SplitEvaluation, diagnose_fit
 from ckrun.run_logging import (
     describe_run,
@@ -182,7 +182,10 @@ def fit_model(
         cbs.append(EpochLine(cfg.epochs, prefix))
     cbs.extend(callbacks)
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False)
+    with deferred_signals():  # a signal stops the fit between batches, never inside TensorFlow
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False
+        )
     seconds = time.perf_counter() - start
     renamed: dict[str, list[float]] = {}
     for key, values in history.history.items():

@@ -107,7 +107,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
     A second signal while the runs are being ended is only acknowledged (ending them is what
     keeps the store honest); a third exits at once.
     """
-    from ckrun.errors import Interrupted, forget_signals, note_signal
+    from ckrun.errors import Interrupted, forget_signals, note_signal, signals_deferred
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -118,6 +118,8 @@ def _signals_raise_interrupted() -> Iterator[None]:
         received.append(signum)
         if len(received) == 1:
             note_signal(signum)  # training re-raises it if this raise is lost (ckrun.errors)
+            if signals_deferred():
+                return  # inside a fit: raised between batches (ckrun.errors.deferred_signals)
             raise Interrupted(signum)
         if len(received) == 2:
             sys.stderr.write("still ending the open MLflow runs; signal once more to exit at once\n")

@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """Re-raise a signal's `Interrupted` that was lost inside a ``__del__`` (see `ckrun.errors`)."""
+    """Raise a signal's `Interrupted` between batches: the CLI's handler only records a signal
+    during a fit, and a raise lost inside a ``__del__`` is recorded too (see `ckrun.errors`)."""
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        raise_if_interrupted()
+
+    def on_test_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         raise_if_interrupted()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
