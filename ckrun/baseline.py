@@ -133,7 +133,7 @@ def run_baseline(
         )
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
         # The linear floor reads the face alone: its pixel and HOG features are of one grey image.
-        plain = cfg.updated(reference="none") if cfg.reference != "none" else cfg
+        plain = cfg.updated(reference="none")
         arrays, _ = build_arrays(
             plain, data, aus, face_cache or FaceCache(cfg.cache), image_size=BASELINE_SIZE, channels=1
         )

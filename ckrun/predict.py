@@ -157,26 +157,34 @@ class Predictor:
         trained with ``reference=neutral`` needs `neutral`: one image of the person's neutral
         face for all `paths`, or one per path (`ckrun.data.reference`).
         """
-        found = self.landmark_files(paths, landmarks)
+        return self.placed_faces(paths, landmarks, neutral)[0]
+
+    def placed_faces(
+        self,
+        paths: Sequence[str],
+        landmarks: Sequence[str | Path | None] | None = None,
+        neutral: str | Path | Sequence[str | Path] | None = None,
+    ) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+        """`faces`, with each image's landmark file and placement matrix (explanations need both)."""
         names = list(map(str, paths))
-        images = decode_faces(names, self.place(names, found), self.prep.image_size, self.prep.channels)
         neutral_names = reference.broadcast(neutral, len(names))
-        if self.prep.reference != "neutral":
-            if neutral_names is not None:
-                raise DataError(
-                    "this model reads each face alone (trained without reference=neutral): leave out --neutral"
-                )
-            return images
-        if neutral_names is None:
+        if self.prep.reference != "neutral" and neutral_names is not None:
+            raise DataError("this model reads each face alone (trained without reference=neutral): leave out --neutral")
+        if self.prep.reference == "neutral" and neutral_names is None:
             raise DataError(
                 "this model reads each face beside the person's neutral face (trained with reference=neutral): "
                 "give it with --neutral IMAGE (or a `neutral` column)"
             )
-        marks = self.landmark_files(neutral_names)
-        neutral_faces = decode_faces(
-            neutral_names, self.place(neutral_names, marks), self.prep.image_size, self.prep.channels
-        )
-        return reference.stack(images, neutral_faces)
+        found = self.landmark_files(names, landmarks)
+        matrices = self.place(names, found)
+        images = decode_faces(names, matrices, self.prep.image_size, self.prep.channels)
+        if neutral_names is not None:
+            images = reference.stack(images, self._decode(neutral_names))
+        return images, found, matrices
+
+    def _decode(self, paths: list[str]) -> np.ndarray:
+        found = self.landmark_files(paths)
+        return decode_faces(paths, self.place(paths, found), self.prep.image_size, self.prep.channels)
 
     def faces_of(self, rows: pd.DataFrame) -> np.ndarray:
         """Faces of manifest rows, with each row's neutral frame when the model reads one."""

@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from ckrun import tracking
-from ckrun.data import reference
 from ckrun.data.sequences import sequence_frames
 from ckrun.errors import DataError
 from ckrun.sequence_analysis import SequenceAnalysis, analyse_sequences
@@ -23,17 +22,14 @@ from ckrun.sequence_analysis import SequenceAnalysis, analyse_sequences
 def evaluate_sequences(predictor: Any, part: pd.DataFrame, split: str) -> SequenceAnalysis:
     """Every frame from neutral to apex of the sequences in `part`, scored by `predictor`.
 
-    `predictor` is a `ckrun.predict.Predictor` or anything with its ``prep``, ``faces`` and
-    ``probabilities`` (the tests pass one whose answers are known).
+    `predictor` is a `ckrun.predict.Predictor` or anything with its ``prep``, ``faces_of`` and
+    ``probabilities`` (the tests pass one whose answers are known). A model trained with
+    ``reference=neutral`` reads each frame beside its sequence's first frame (`faces_of`).
     """
     frames = sequence_frames(part)
     if frames.empty:
         raise DataError(f"the {split} split holds no CK+ sequences to score")
-    paths, landmarks = frames["path"].tolist(), frames["landmarks"].tolist()
-    if predictor.prep.reference == "neutral":  # every frame beside its sequence's first frame
-        images = predictor.faces(paths, landmarks, neutral=reference.neutral_paths(frames))
-    else:
-        images = predictor.faces(paths, landmarks)
+    images = predictor.faces_of(frames)
     probs = predictor.probabilities(images)
     return analyse_sequences(frames, probs, list(predictor.prep.classes), list(predictor.prep.aus), split)
 

@@ -41,9 +41,9 @@ class KnownPredictor:
         self.prep = Preprocessing(32, 1, "none", 0.0, aus=aus)
         self.paths: list[str] = []
 
-    def faces(self, paths: list[str], landmarks: list[str | None] | None = None) -> np.ndarray:
-        self.paths = list(paths)
-        return np.arange(len(paths))
+    def faces_of(self, rows: pd.DataFrame) -> np.ndarray:
+        self.paths = rows["path"].astype(str).tolist()
+        return np.arange(len(self.paths))
 
     def probabilities(self, images: np.ndarray) -> dict[str, np.ndarray]:
         emotion, aus = [], []

@@ -22,7 +22,6 @@ from ckrun.data.manifest import NEUTRAL
 from ckrun.data.sequences import frames_in
 from ckrun.errors import DataError
 
-REFERENCES = ("none", "neutral")
 MISSING = (
     "no neutral frame: reference=neutral needs CK+ sequence folders (the first frame is the neutral one) "
     "or a `neutral` column of image paths"

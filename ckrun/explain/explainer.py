@@ -111,9 +111,7 @@ def explain_paths(
 
     A model trained with ``reference=neutral`` also needs the person's `neutral` image."""
     names = [str(p) for p in paths]
-    files = predictor.landmark_files(names, landmarks)
-    matrices = predictor.place(names, files)
-    faces = predictor.faces(names, files, neutral)
+    faces, files, matrices = predictor.placed_faces(names, landmarks, neutral)
     return explain_faces(predictor, faces, names, face_landmarks(files, matrices))
 
 
