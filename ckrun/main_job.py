@@ -50,7 +50,7 @@ def run_main(
     data: Path | str | None = None,
     *,
     experiment: str | None = None,
-    n_trials: int = 2,
+    n_trials: int = 1,
     study_name: str = "ckrun-cpu",
     storage: str | None = None,
     search_space: str = "cpu",
@@ -112,7 +112,7 @@ def run_main(
 def register_champion(trained: TrainResult, study: Any, name: str) -> str | None:
     """Register the better of the default run and the study's best trial as ``@champion``.
 
-    A two-trial study may well lose to the default recipe it is centred on; the champion
+    A one- or two-trial study may well lose to the default recipe it is centred on; the champion
     is whichever run logged the higher validation `objective` (for a Pareto study, that of the
     front member the study calls best), so the registry never regresses. A candidate that
     logged no model cannot be registered; the next one is, and the user is told.

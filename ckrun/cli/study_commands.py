@@ -124,7 +124,11 @@ def tune_cmd(
 @data_option
 @config_options
 @click.option(
-    "--n-trials", type=click.IntRange(min=0), default=2, help="Optuna trials of the study on the cpu space (0 = none)"
+    "--n-trials",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Optuna trials of the study (0 = none); one keeps `make run` under 15 minutes on 2 cores",
 )
 @click.option(
     "--search-space",
