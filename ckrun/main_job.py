@@ -86,7 +86,7 @@ def run_main(
         if n_trials > 0:
             from ckrun.tune import TuneOptions, run_tune
 
-            start = _stage(f"tune: {n_trials} Optuna trials on the {search_space} space")
+            start = _stage(f"tune: {n_trials} Optuna trial{'s' * (n_trials != 1)} on the {search_space} space")
             options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
                                   storage=storage, experiment=experiment, register=False)  # fmt: skip
             study = run_tune(cfg, prepared, options)
