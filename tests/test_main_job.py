@@ -1,4 +1,4 @@
-"""`ckrun run` end to end at tiny size: baseline, train, a 2-trial study, champion, report."""
+"""`ckrun run` end to end at tiny size: baseline, train, the default one-trial study, champion, report."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_main_job_runs_every_stage_and_registers_the_better_model(mlflow_store: Path, tiny_ckplus: Path) -> None:
     space = mlflow_store / "space.yaml"  # the default cpu space trains 30-50 epochs a trial: too long here
     space.write_text("params:\n  l2: {low: 1.0e-5, high: 1.0e-1, log: true}\n")
-    args = ["run", "--data", str(tiny_ckplus), "--n-trials", "2", "--experiment", "main", "--search-space", str(space)]
+    args = ["run", "--data", str(tiny_ckplus), "--experiment", "main", "--search-space", str(space)]  # one trial
     for override in ("preset=tiny", "epochs=2", "min_au_count=3", "threshold_min_positives=3"):
         args += ["--set", override]
     result = CliRunner().invoke(cli, args)
@@ -27,7 +27,7 @@ def test_main_job_runs_every_stage_and_registers_the_better_model(mlflow_store: 
 
     runs = tracking.search_runs("main")
     kinds = runs["tags.ckrun.kind"].value_counts().to_dict()
-    assert kinds == {"baseline": 1, "train": 1, "study": 1, "trial": 2}
+    assert kinds == {"baseline": 1, "train": 1, "study": 1, "trial": 1}
     assert set(runs["status"]) == {"FINISHED"}
 
     # The champion is whichever of the default run and the best trial validates better.
