@@ -449,3 +449,23 @@ def test_report_on_a_missing_experiment_is_a_one_line_error(mlflow_store: Path) 
     result = CliRunner().invoke(cli, ["report", "--experiment", "does-not-exist"])
     assert result.exit_code == 1
     assert "no MLflow experiment named 'does-not-exist'" in result.output
+
+
+def test_importances_need_two_completed_trials(tmp_path: Path) -> None:
+    """One trial has no spread to attribute: a note instead of Optuna's all-equal importances (and its warning)."""
+    import warnings
+
+    import optuna
+
+    from ckrun.report.study import param_importances
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(study_name="one", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importances, note = param_importances("one", storage)
+    assert importances is None and note and "at least two completed trials" in note and "has 1" in note
+    study.optimize(lambda t: t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5), 4)
+    importances, note = param_importances("one", storage)
+    assert importances is not None and set(importances) == {"l2", "dropout"} and note is None

@@ -25,6 +25,11 @@ def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, f
         return None, f"Could not load Optuna study '{study_name}': {str(exc).splitlines()[0] if str(exc) else exc}."
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     multi = len(study.directions) > 1
+    if len(complete) < 2:  # one trial has no spread to attribute: Optuna would warn and call them all equal
+        return None, (
+            f"Optuna importances need at least two completed trials (study '{study_name}' has "
+            f"{len(complete)}): run more trials for an importance plot."
+        )
     try:
         target = (lambda t: t.values[0]) if multi else None
         importances = optuna.importance.get_param_importances(study, target=target)
