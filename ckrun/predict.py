@@ -175,16 +175,17 @@ class Predictor:
                 "this model reads each face beside the person's neutral face (trained with reference=neutral): "
                 "give it with --neutral IMAGE (or a `neutral` column)"
             )
-        found = self.landmark_files(names, landmarks)
-        matrices = self.place(names, found)
-        images = decode_faces(names, matrices, self.prep.image_size, self.prep.channels)
+        images, found, matrices = self._decoded(names, landmarks)
         if neutral_names is not None:
-            images = reference.stack(images, self._decode(neutral_names))
+            images = reference.stack(images, self._decoded(neutral_names)[0])
         return images, found, matrices
 
-    def _decode(self, paths: list[str]) -> np.ndarray:
-        found = self.landmark_files(paths)
-        return decode_faces(paths, self.place(paths, found), self.prep.image_size, self.prep.channels)
+    def _decoded(
+        self, paths: list[str], landmarks: Sequence[str | Path | None] | None = None
+    ) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+        found = self.landmark_files(paths, landmarks)
+        matrices = self.place(paths, found)
+        return decode_faces(paths, matrices, self.prep.image_size, self.prep.channels), found, matrices
 
     def faces_of(self, rows: pd.DataFrame) -> np.ndarray:
         """Faces of manifest rows, with each row's neutral frame when the model reads one."""

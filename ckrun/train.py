@@ -199,7 +199,7 @@ def _build_before_tracing(model: Any, dataset: Any) -> None:
     """Create the compiled loss's and metrics' state before the first traced step.
 
     Without a distribution strategy Keras builds it inside the first traced train step, and a
-    variable created there makes TensorFlow trace the step a second time (about 2.5 s of every
+    variable created there makes TensorFlow trace the step a second time (about 4 s of every
     fit, every trial). Under a strategy Keras does this symbolic build itself, from the data's
     shapes alone; here it is done the same way. A Keras without it only costs the extra trace.
     """

@@ -461,11 +461,15 @@ def test_importances_need_two_completed_trials(tmp_path: Path) -> None:
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="one", storage=storage, direction="maximize")
-    study.optimize(lambda t: t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5), 1)
+
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5)
+
+    study.optimize(objective, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         importances, note = param_importances("one", storage)
     assert importances is None and note and "at least two completed trials" in note and "has 1" in note
-    study.optimize(lambda t: t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5), 4)
+    study.optimize(objective, 4)
     importances, note = param_importances("one", storage)
     assert importances is not None and set(importances) == {"l2", "dropout"} and note is None
