@@ -28,11 +28,14 @@ def artifact_destination(uri: str) -> str:
     return tracking.local_artifact_root(uri) or Path("mlartifacts").resolve().as_uri()
 
 
-def ui_command(uri: str, *, host: str = LOOPBACK, port: int = 5000, workers: int | None = None) -> list[str]:
+def ui_command(uri: str, *, host: str = LOOPBACK, port: int = 5000, workers: int = 1) -> list[str]:
     """The ``mlflow server`` command line (the same mlflow as this Python), without starting it.
 
     MLflow 3's security middleware already accepts Host headers and CORS origins for
     localhost/127.0.0.1 and private addresses, so no ``--allowed-hosts`` is needed locally.
+    One worker by default, not MLflow's four: each worker is a process that imports all of
+    MLflow (about 15 CPU seconds and 300 MB each), and one person's browser is served well by
+    one worker's request threads.
     """
     artifacts = artifact_destination(uri)
     command = [
@@ -50,9 +53,9 @@ def ui_command(uri: str, *, host: str = LOOPBACK, port: int = 5000, workers: int
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
-    if workers:
-        command += ["--workers", str(workers)]
     return command
 
 
@@ -116,7 +119,7 @@ def point_at_server(uri: str) -> None:
         echo(f"runs of the default experiment: {tracking.redact_uri(experiment_url(address, experiment))}")
 
 
-def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None = None) -> None:
+def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None = None, workers: int = 1) -> None:
     """Start the MLflow UI on ``$MLFLOW_TRACKING_URI`` (default sqlite:///mlflow.db) until Ctrl-C.
 
     `tracking_uri` overrides the environment. A tracking server (``http://…``) already serves
@@ -135,7 +138,7 @@ def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None
     experiment = tracking.experiment_id_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or tracking.DEFAULT_EXPERIMENT)
     if experiment is not None:
         echo(f"runs of the default experiment: {experiment_url(address, experiment)}")
-    process = subprocess.Popen(ui_command(uri, host=host, port=port), env=server_env(uri))
+    process = subprocess.Popen(ui_command(uri, host=host, port=port, workers=workers), env=server_env(uri))
     previous = _interrupt_on_sigterm()
     try:
         code = process.wait()

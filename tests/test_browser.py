@@ -134,6 +134,12 @@ def test_ckrun_ui_listens_on_127_0_0_1_only_and_prints_its_address(mlflow_ui) ->
     from mlflow_ui_fixture import listening_addresses
 
     assert listening_addresses(mlflow_ui.port) == {"127.0.0.1"}
+    # One server worker by default: `mlflow server` and the uvicorn it starts, and no worker
+    # processes spawned by uvicorn (MLflow's default is four, each importing all of MLflow).
+    import psutil
+
+    below = [" ".join(p.cmdline()) for p in psutil.Process(mlflow_ui.process.pid).children(recursive=True)]
+    assert len(below) == 2 and not any("multiprocessing" in command for command in below), below
     output = mlflow_ui.log.read_text()
     assert f"http://localhost:{mlflow_ui.port}" in output
     assert f"/#/experiments/{mlflow_ui.experiment_id}/runs" in output

@@ -25,6 +25,25 @@ def test_command_binds_loopback_and_serves_the_store_artifacts(tmp_path) -> None
     assert _option(command, "--default-artifact-root") == (tmp_path / "mlartifacts").as_uri()
 
 
+def test_one_server_worker_unless_asked_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _option(ui.ui_command("sqlite:///x.db"), "--workers") == "1"
+    started: list[list[str]] = []
+
+    class Server:  # stands in for the mlflow server process: records its command line, exits at once
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started.append(command)
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    monkeypatch.setattr(ui.subprocess, "Popen", Server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///:memory:")
+    for argv in (["ui"], ["ui", "--workers", "3"]):
+        assert CliRunner().invoke(cli, argv).exit_code == 0
+    assert [_option(c, "--workers") for c in started] == ["1", "3"]
+    assert CliRunner().invoke(cli, ["ui", "--workers", "0"]).exit_code == 2
+
+
 def test_cli_default_host_is_loopback_and_other_hosts_must_be_explicit() -> None:
     params = {p.name: p for p in cli.commands["ui"].params}
     assert params["host"].default == "127.0.0.1"

@@ -43,12 +43,19 @@ def report_cmd(
     help="the store to browse (sqlite:///…, postgresql://…); for a tracking server (http://…) its address "
     "is printed  [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db]",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="server processes (one serves a person's browser; more for a shared UI)",
+)
 @friendly_errors
-def ui_cmd(host: str, port: int, tracking_uri: str | None) -> None:
+def ui_cmd(host: str, port: int, tracking_uri: str | None, workers: int) -> None:
     """Start the MLflow UI on the project's tracking store."""
     from ckrun.ui import serve_ui
 
-    serve_ui(host=host, port=port, tracking_uri=tracking_uri)
+    serve_ui(host=host, port=port, tracking_uri=tracking_uri, workers=workers)
 
 
 @click.command("compare")
