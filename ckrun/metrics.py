@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
-    roc_auc_score,
 )
 
 from ckrun import names
@@ -137,6 +137,19 @@ def _f1_per_threshold(y: np.ndarray, p: np.ndarray, grid: Sequence[float] | np.n
     return np.divide(2 * tp, denom, out=np.zeros(len(tp), float), where=denom > 0)
 
 
+def binary_roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (average ranks for ties): scikit-learn's value.
+
+    `roc_auc_score` spends ~5 ms per call validating its input; every evaluation asks once per
+    AU and split, bootstraps and per-group tables many times more, so this is ~20x cheaper.
+    """
+    y = np.asarray(y) == 1
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    ranks = rankdata(np.asarray(p, dtype=float))
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def au_scores(
     targets: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, aus: Sequence[str], suffix: str = ""
 ) -> tuple[dict[str, float], pd.DataFrame]:
@@ -158,7 +171,7 @@ def au_scores(
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan
-        auc = roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan
+        auc = binary_roc_auc(y, p) if 0 < y.sum() < len(y) else np.nan
         rows.append(
             dict(
                 au=au,

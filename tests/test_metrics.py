@@ -19,6 +19,7 @@ from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.metrics import (
     RULE_TEXT,
     au_scores,
+    binary_roc_auc,
     diagnose_fit,
     emotion_scores,
     emotion_targets,
@@ -115,6 +116,18 @@ def test_au_scores_match_sklearn_without_masks(seed: int) -> None:
     assert metrics["au_recall_weighted"] == pytest.approx(recall_score(y, pred, average="weighted"))
     assert metrics["au_subset_accuracy"] == pytest.approx(accuracy_score(y, pred))
     assert metrics["au_roc_auc_macro"] == pytest.approx(roc_auc_score(y, p, average="macro"))
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 0])
+def test_roc_auc_equals_sklearns_with_and_without_ties(decimals: int | None) -> None:
+    rng = np.random.default_rng(7)
+    for n, rate in ((12, 0.25), (97, 0.1), (400, 0.5)):
+        y = (rng.random(n) < rate).astype(int)
+        y[:2] = [0, 1]
+        p = np.clip(rng.normal(0.4 + 0.2 * y, 0.25), 0, 1)
+        p = p if decimals is None else np.round(p, decimals)  # 0 decimals: nearly all tied
+        assert binary_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert binary_roc_auc(np.array([0, 1, 1]), np.array([0.3, 0.3, 0.3])) == 0.5
 
 
 def test_au_scores_ignore_masked_entries() -> None:
