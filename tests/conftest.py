@@ -7,7 +7,9 @@ touches the user's cache or the working tree.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,31 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 TINY_SUBJECTS = 6
 
 
+def _shared_synthetic_set(tmp_path_factory: pytest.TempPathFactory, name: str, **options: str) -> Path:
+    """A tiny synthetic CK+ tree generated once per test session, by whichever xdist worker asks first.
+
+    Under pytest-xdist each worker has its own base temp folder inside one per-session parent;
+    the set goes there, behind a lock, so two workers do not each spend ~10 CPU s making the
+    same bytes. Tests only read these trees.
+    """
+    from ckrun.data.synth import generate_synthetic_ckplus
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    home = shared / f"shared_{name}"
+    with open(shared / f"shared_{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (home / "complete").is_file():
+            shutil.rmtree(home, ignore_errors=True)  # a worker that died half-way
+            generate_synthetic_ckplus(home / "CK+", subjects=TINY_SUBJECTS, seed=0, progress=False, **options)
+            (home / "complete").touch()
+    return home / "CK+"
+
+
 @pytest.fixture(scope="session")
 def tiny_ckplus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-subject synthetic CK+ tree in the official layout (generated once, ~10 s)."""
-    from ckrun.data.synth import generate_synthetic_ckplus
-
-    root = tmp_path_factory.mktemp("tiny_ckplus") / "CK+"
-    generate_synthetic_ckplus(root, subjects=TINY_SUBJECTS, seed=0, progress=False)
-    return root
+    return _shared_synthetic_set(tmp_path_factory, "tiny_ckplus")
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +55,7 @@ def tiny_ckplus_easy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     On the realistic default a 6-subject set is too hard for the tiny preset to fit or overfit
     in a few epochs, so tests that assert a fit diagnosis train on this one.
     """
-    from ckrun.data.synth import generate_synthetic_ckplus
-
-    root = tmp_path_factory.mktemp("tiny_ckplus_easy") / "CK+"
-    generate_synthetic_ckplus(root, subjects=TINY_SUBJECTS, seed=0, difficulty="easy", progress=False)
-    return root
+    return _shared_synthetic_set(tmp_path_factory, "tiny_ckplus_easy", difficulty="easy")
 
 
 @pytest.fixture(autouse=True)
