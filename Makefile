@@ -26,14 +26,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# pip byte-compiles the installed packages one file at a time (~55 s of a 2 min install on 2
+# cores); compileall does it on every core instead (~35 s). Compiling is only a head start, since
+# Python compiles whatever it imports anyway, so a file that does not compile (some packages ship
+# Python 2 test data) is not an error.
+COMPILE = $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
+
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(COMPILE)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-compile -r requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(COMPILE)
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
