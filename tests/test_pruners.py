@@ -131,15 +131,15 @@ def test_hyperband_prunes_a_trial_below_the_rung_and_keeps_a_better_one(
 
 
 def test_unknown_pruner_is_rejected_before_anything_is_logged(
-    mlflow_store: Path, tiny_ckplus: Path, scripted_trials: list[float]
+    bare_mlflow_store: Path, tiny_ckplus: Path, scripted_trials: list[float]
 ) -> None:
     result = CliRunner().invoke(cli, ["tune", "--data", str(tiny_ckplus), "--pruner", "sha"])
     assert result.exit_code == 2 and "--pruner" in result.output and "'sha' is not one of" in result.output
 
     # (no scripted level: a trial started anyway fails at once instead of training)
-    options = TuneOptions(pruner="sha", storage=f"sqlite:///{mlflow_store}/optuna.db", register=False, n_trials=1)
+    options = TuneOptions(pruner="sha", storage=f"sqlite:///{bare_mlflow_store}/optuna.db", register=False, n_trials=1)
     with pytest.raises(ConfigError, match=r"unknown pruner 'sha' \(expected median, hyperband or none\)"):
         run_tune(
             load_config(overrides=["preset=tiny", "image_size=32", "explain_images_per_class=0"]), tiny_ckplus, options
         )
-    assert not (mlflow_store / "mlflow.db").exists()  # no study run was started
+    assert not (bare_mlflow_store / "mlflow.db").exists()  # no study run was started

@@ -144,8 +144,8 @@ def test_cross_validation_logs_folds_and_mean_std_and_averages_the_fold_models(s
     assert out.exit_code == 0, out.output
 
 
-def test_ensemble_flag_needs_cross_validation(mlflow_store: Path, tiny_ckplus: Path) -> None:
+def test_ensemble_flag_needs_cross_validation(bare_mlflow_store: Path, tiny_ckplus: Path) -> None:
     args = ["train", "--data", str(tiny_ckplus), "--ensemble"] + [a for o in TINY for a in ("--set", o)]
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 2 and "--cv" in out.output
-    assert not (mlflow_store / "mlflow.db").exists()
+    assert not (bare_mlflow_store / "mlflow.db").exists()

@@ -351,7 +351,7 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
     assert run.data.metrics["objective"] == run.data.metrics[f"baseline_objective_{base.model.replace('-', '_')}"]
 
 
-def test_invalid_config_is_rejected_before_a_run_exists(mlflow_store: Path, tiny_ckplus: Path) -> None:
+def test_invalid_config_is_rejected_before_a_run_exists(bare_mlflow_store: Path, tiny_ckplus: Path) -> None:
     for bad, key in ((["l2=-1"], "l2"), (["preset=huge"], "preset"), (["filters=[8,16,32]", "blocks=[1,1]"], "filters"),
                      (["image_size=16", "filters=[8,8,8,8,8]", "blocks=[1,1,1,1,1]"], "image_size")):  # fmt: skip
         args = ["train", "--data", str(tiny_ckplus)] + [a for b in bad for a in ("--set", b)]
@@ -359,7 +359,7 @@ def test_invalid_config_is_rejected_before_a_run_exists(mlflow_store: Path, tiny
         assert out.exit_code == 1, out.output
         assert out.output.startswith("error:") and key in out.output
         assert len(out.output.strip().splitlines()) == 1
-    assert not (mlflow_store / "mlflow.db").exists()
+    assert not (bare_mlflow_store / "mlflow.db").exists()
 
 
 def test_failure_ends_the_run_failed_and_keeps_what_was_logged(
