@@ -91,18 +91,25 @@ def _empty_store() -> Path:
     return template
 
 
+def empty_store_in(root: Path) -> None:
+    """``root/mlflow.db``, when missing, as a copy of the empty store: its Default experiment's
+    artifact folder where a new store in `root` would put it."""
+    if (root / "mlflow.db").exists():
+        return
+    shutil.copyfile(_empty_store(), root / "mlflow.db")
+    with contextlib.closing(sqlite3.connect(root / "mlflow.db")) as db, db:
+        default = str(root / "mlruns" / "0")
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (default,))
+
+
 def use_store(mp: pytest.MonkeyPatch, root: Path, *, bare: bool = False) -> Path:
     """Point MLflow at a sqlite store in `root`, with the cwd there so mlartifacts/ lands too.
 
-    The store is a copy of an empty migrated one (`_empty_store`), its Default experiment's
-    artifact folder where a new store in `root` would put it; ``bare=True`` leaves `root`
-    empty, for tests that check a command created no store at all.
+    The store is a copy of an empty migrated one (`empty_store_in`); ``bare=True`` leaves
+    `root` empty, for tests that check a command created no store at all.
     """
-    if not bare and not (root / "mlflow.db").exists():
-        shutil.copyfile(_empty_store(), root / "mlflow.db")
-        with contextlib.closing(sqlite3.connect(root / "mlflow.db")) as db, db:
-            default = str(root / "mlruns" / "0")
-            db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (default,))
+    if not bare:
+        empty_store_in(root)
     mp.chdir(root)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
@@ -127,7 +134,9 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory):
     """`ckrun ui` on a loopback port over a temp store with two tiny runs (shared: a start costs ~10-40 s)."""
     from mlflow_ui_fixture import start_ui
 
-    server = start_ui(tmp_path_factory.mktemp("mlflow_ui"))
+    store = tmp_path_factory.mktemp("mlflow_ui")
+    empty_store_in(store)
+    server = start_ui(store)
     yield server
     server.stop()
 
