@@ -758,3 +758,16 @@ def test_an_unforeseen_exception_fails_the_run_in_one_line_and_debug_shows_the_t
     runs = tracking.search_runs()
     assert runs["status"].tolist() == ["FAILED"]
     assert runs["tags.ckrun.error"].iloc[0].startswith("RuntimeError: a bug in the fit")
+
+
+@pytest.mark.parametrize(
+    "command", [["train"], ["baseline"], ["tune"], ["run"], ["report"], ["evaluate", "runs:/0123/model"]]
+)
+def test_a_missing_data_path_fails_before_any_store_is_opened(command: list[str], bare_mlflow_store: Path) -> None:
+    missing = bare_mlflow_store / "nowhere"
+    result = CliRunner().invoke(cli, [*command, "--data", str(missing)])
+    assert result.exit_code == 1, result.output
+    assert message_lines(result.stderr) == [f"error: {missing}: no such file or folder"]
+    # Checked first (no MLflow import, so at once): the working folder, where the store, a
+    # study or a report would go, is as empty as before.
+    assert list(bare_mlflow_store.iterdir()) == []

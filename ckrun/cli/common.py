@@ -158,6 +158,14 @@ def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def require_data(data: Path | None) -> None:
+    """Fail on a `--data` path that does not exist before MLflow is imported (seconds) and a store opened."""
+    if data is not None and not data.exists():
+        from ckrun.errors import DataError
+
+        raise DataError(f"{data}: no such file or folder")
+
+
 def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--set",

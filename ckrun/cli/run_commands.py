@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES
-from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, config_options, data_option, friendly_errors, load_cfg
+from ckrun.cli.common import (
+    TRAINED_CONFIG_SPELLINGS,
+    config_options,
+    data_option,
+    friendly_errors,
+    load_cfg,
+    require_data,
+)
 
 
 @click.command("schema")
@@ -43,6 +50,7 @@ def train_cmd(
     if ensemble and not cv:
         raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K too")
     cfg = load_cfg(config_file, overrides)
+    require_data(data)
     from ckrun import tracking
 
     tracking.check_store(experiment)
@@ -98,6 +106,7 @@ def baseline_cmd(
             f"expected comma-separated numbers, received {c_grid!r}", param_hint="--c-grid"
         ) from None
     cfg = load_cfg(config_file, overrides)
+    require_data(data)
     from ckrun import tracking
 
     tracking.check_store(experiment)
@@ -121,6 +130,7 @@ def baseline_cmd(
 @friendly_errors
 def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str | None, sequences: bool) -> None:
     """Score a logged model (runs:/… or models:/…) on DATA and log an evaluation run."""
+    require_data(data)
     from ckrun import tracking
 
     tracking.check_store(experiment)

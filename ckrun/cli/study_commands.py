@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ckrun.cli.common import config_options, data_option, friendly_errors, load_cfg
+from ckrun.cli.common import config_options, data_option, friendly_errors, load_cfg, require_data
 
 
 @click.command("tune")
@@ -93,6 +93,7 @@ def tune_cmd(
             f"{grace_period} must be longer than --heartbeat {heartbeat}", param_hint="--grace-period"
         )
     cfg = load_cfg(config_file, overrides)
+    require_data(data)
     from ckrun import tracking
 
     tracking.check_store(experiment)
@@ -155,6 +156,7 @@ def run_cmd(
 ) -> None:
     """The main job: data, baseline, default ResNet, a short study with the champion registered, report."""
     cfg = load_cfg(config_file, overrides)
+    require_data(data)
     from ckrun.main_job import run_main
 
     run_main(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, data_option, friendly_errors
+from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, data_option, friendly_errors, require_data
 
 
 @click.command("report")
@@ -26,6 +26,7 @@ def report_cmd(
     experiment: str | None, study: str | None, storage: str | None, out: Path | None, data: Path | None
 ) -> None:
     """Write report.md and a self-contained report.html from what MLflow holds."""
+    require_data(data)
     from ckrun.errors import spell_options
     from ckrun.report import generate_report
 
