@@ -341,3 +341,12 @@ def test_schema_lists_fields_with_descriptions() -> None:
     schema = config_schema()
     assert "l2" in schema["properties"]
     assert "L2" in schema["properties"]["l2"]["description"]
+
+
+def test_a_pool_grid_finer_than_the_feature_map_is_rejected_naming_both() -> None:
+    # tiny at 16 px ends on an 8 px map (total stride 2): 8 cells a side fit, 9 do not.
+    assert load_config(None, ["preset=tiny", "image_size=16", "pooling=grid", "pool_grid=8"]).pool_grid == 8
+    with pytest.raises(ConfigError, match=r"pool_grid=9 .*image_size=16 gives 8 px"):
+        load_config(None, ["preset=tiny", "image_size=16", "pooling=grid", "pool_grid=9"])
+    # The grid size only matters for the grid.
+    assert load_config(None, ["preset=tiny", "image_size=16", "pool_grid=9"]).pooling == "global"

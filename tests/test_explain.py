@@ -128,3 +128,17 @@ def test_region_masks_cover_their_landmarks_and_unmapped_aus_have_none(one_face:
         assert 0 < masks[region].mean() < 0.4, region
     assert not masks["brows"][np.round(points[57, 1]).astype(int), np.round(points[57, 0]).astype(int)]
     assert region_of("AU12") == "mouth_corners" and region_of("AU4") == "brows" and region_of("AU31") is None
+
+
+def test_gradcam_of_a_grid_pooled_model_reads_the_last_block_not_the_grid() -> None:
+    from ckrun.config import load_config
+    from ckrun.explain.gradcam import gradcam, last_feature_layer
+    from ckrun.model.resnet import build_model
+
+    cfg = load_config(overrides=["preset=tiny", "pooling=grid", "pool_grid=2"])
+    model = build_model(cfg, 3, 2)
+    assert last_feature_layer(model).name == "stage2_block1"
+    x = np.random.default_rng(0).normal(size=(2, cfg.image_size, cfg.image_size, 1)).astype("float32")
+    maps = gradcam(model, x, [("aus", 1)])
+    assert maps.shape == (2, 1, cfg.image_size, cfg.image_size)
+    assert np.isfinite(maps).all() and maps.max() == pytest.approx(1.0)

@@ -341,3 +341,47 @@ def test_metric_state_resets_and_config_round_trips() -> None:
     clone = MaskedMacroF1.from_config(metric.get_config())
     assert (clone.name, clone.multilabel, clone.n_outputs) == ("aus_f1", True, 3)
     assert MaskedAccuracy.from_config(MaskedAccuracy(False, 3).get_config()).multilabel is False
+
+
+@pytest.mark.parametrize(("image_size", "grid", "cells"), [(24, 3, [4, 4, 4]), (20, 3, [3, 4, 3])])
+def test_grid_pooling_averages_each_cell_of_the_last_feature_map(
+    image_size: int, grid: int, cells: list[int], tmp_path: Path
+) -> None:
+    # tiny ends on image_size / 2: 12 px splits into three 4 px cells; 10 px into 3, 4 and 3
+    # (4 px cells, the 2 px short split between both edges, as "same" padding does).
+    cfg = load_config(None, ["preset=tiny", f"image_size={image_size}", "pooling=grid", f"pool_grid={grid}"])
+    model = build_model(cfg, 3, 2)
+    last = model.get_layer("stage2_block1")
+    probe = keras.Model(model.input, [last.output, model.get_layer("flatten").output])
+    x = np.random.default_rng(1).normal(size=(2, image_size, image_size, 1)).astype("float32")
+    fmap, pooled = (keras.ops.convert_to_numpy(t) for t in probe(x, training=False))
+    assert fmap.shape[1] == sum(cells) and pooled.shape == (2, grid * grid * cfg.filters[-1])
+
+    edges = np.cumsum([0, *cells])
+    expected = np.stack(
+        [
+            fmap[:, edges[i] : edges[i + 1], edges[j] : edges[j + 1], :].mean(axis=(1, 2))
+            for i in range(grid)
+            for j in range(grid)
+        ],
+        axis=1,
+    ).reshape(2, -1)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)  # edge cells are not diluted by padding
+    # Where a feature fired is what global pooling loses: the same cells' overall mean is its vector.
+    weights = np.outer(cells, cells).reshape(1, grid * grid, 1) / sum(cells) ** 2
+    np.testing.assert_allclose(
+        (pooled.reshape(2, grid * grid, -1) * weights).sum(axis=1), fmap.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6
+    )
+
+    path = tmp_path / "grid.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)[AU_HEAD], model.predict(x, verbose=0)[AU_HEAD], rtol=1e-6)
+
+
+def test_global_pooling_is_the_default_and_feeds_one_vector() -> None:
+    cfg = load_config(None, ["preset=tiny"])
+    assert cfg.pooling == "global"
+    model = build_model(cfg, 3, 2)
+    assert tuple(model.get_layer("flatten").output.shape) == (None, cfg.filters[-1])
+    assert "grid_pool" not in [layer.name for layer in model.layers]

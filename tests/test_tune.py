@@ -466,7 +466,17 @@ def test_the_default_space_is_centred_on_the_default_recipe() -> None:
     assert cli_default == TuneOptions().search_space == job_default == "cpu"
     base = load_config(None, [])
     ss.check_space(cpu, base)
-    wanted = {"epochs", "learning_rate", "l2", "label_smoothing", "mixup", "drop_path", "weight_averaging", "au_loss"}
+    wanted = {
+        "epochs",
+        "learning_rate",
+        "l2",
+        "label_smoothing",
+        "mixup",
+        "drop_path",
+        "weight_averaging",
+        "au_loss",
+        "pooling",
+    }
     assert wanted <= set(cpu.params)
     for name, spec in cpu.params.items():
         value = getattr(base, name)

@@ -24,8 +24,17 @@ Target = tuple[str, int]  # (head, output index)
 
 
 def last_feature_layer(model: Any) -> Any:
-    """The last layer whose output is a spatial (N, H, W, C) map: the last conv block's output."""
+    """The last layer whose output is a spatial (N, H, W, C) map: the last conv block's output.
+
+    Pooling layers are passed over: a grid pool's few cells would give a map of a few pixels,
+    and the gradient reaches the block before it through the pool anyway.
+    """
+    import keras
+
+    pools = (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)
     for layer in reversed(model.layers):
+        if isinstance(layer, pools):
+            continue
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):

@@ -7,6 +7,7 @@ heads). Architecture is data (TrainConfig); presets live in `ckrun.config.PRESET
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,11 +119,20 @@ def build_backbone(
     l2: float,
     bn_momentum: float,
     drop_path: float = 0.0,
+    pooling: str = "global",
+    pool_grid: int = 3,
 ) -> Any:
     """Stem then one stage per (filters, blocks, stride); returns pooled features.
 
     Stochastic depth rises linearly over the blocks, from drop_path/N in the first of N
     to `drop_path` in the last (the "linear decay" rule of Huang et al. 2016).
+
+    `pooling="global"` averages the last feature map to one vector, so the heads learn what
+    fired but not where. `"grid"` averages it per cell of a `pool_grid` x `pool_grid` grid and
+    concatenates the cells, so on a cropped face a feature of the brows and the same feature of
+    the mouth reach the heads as different inputs: the region learning of AU detectors (Zhao
+    et al. 2016, DRML; Li et al. 2017, EAC-Net) and the per-cell histograms of the HOG and LBP
+    features that make linear models strong on small aligned faces (Shan et al. 2009).
     """
     x = layers.Conv2D(
         stem_filters,
@@ -144,7 +154,16 @@ def build_backbone(
             block_stride = stride if b == 1 else 1  # downsample at the start of a stage only
             rate = drop_path * index / total
             x = ResidualBlock(width, block_stride, l2, bn_momentum, rate, name=f"stage{s}_block{b}")(x)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "grid":
+        # Cells of ceil(size / grid) pixels; where that overshoots the map, "same" padding
+        # shares the shortfall between the first and last cells, symmetrically as a face is,
+        # and TensorFlow averages over the pixels a cell holds, not over the padding.
+        cell = math.ceil(int(x.shape[1]) / pool_grid)
+        x = layers.AveragePooling2D(cell, strides=cell, padding="same", name="grid_pool")(x)
+    elif pooling == "global":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    else:
+        raise ValueError(f"pooling must be 'global' or 'grid'. Received: pooling={pooling!r}")
     return layers.Flatten(name="flatten")(x)
 
 
@@ -162,6 +181,8 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
         l2=cfg.l2,
         bn_momentum=cfg.bn_momentum,
         drop_path=cfg.drop_path,
+        pooling=cfg.pooling,
+        pool_grid=cfg.pool_grid,
     )
     if cfg.dropout > 0:
         features = layers.Dropout(cfg.dropout, name="dropout")(features)
