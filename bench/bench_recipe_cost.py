@@ -34,6 +34,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "tta_flip_shift": {"tta": "flip_shift"},
     "ensemble_3": {"ensemble_seeds": 3},
     "grid_pool": {"pooling": "grid"},
+    "grid_au": {"pooling": "grid_au"},
 }
 
 

@@ -120,12 +120,13 @@ class TrainConfig(BaseModel):
     filters: tuple[int, ...] = Field(..., min_length=1)
     blocks: tuple[int, ...] = Field(..., min_length=1)
     strides: tuple[int, ...] = Field(..., min_length=1)
-    pooling: Literal["global", "grid"] = Field(
+    pooling: Literal["global", "grid", "grid_au"] = Field(
         "global",
-        description="how the last feature map reaches the heads: one global average, or one average per cell "
-        "of a pool_grid x pool_grid grid (keeps where on the face a feature fired)",
+        description="how the last feature map reaches the heads: one global average, one average per cell of a "
+        "pool_grid x pool_grid grid (keeps where on the face a feature fired), or grid_au (the AU head reads "
+        "the grid, the emotion head the global average)",
     )
-    pool_grid: int = Field(3, ge=1, le=16, description="cells per side of pooling=grid")
+    pool_grid: int = Field(3, ge=1, le=16, description="cells per side of the grid of pooling=grid or grid_au")
     dropout: float = Field(0.2, ge=0, lt=1)
     l2: float = Field(1e-4, ge=0, le=1, description="L2 lambda on every conv and dense kernel")
     bn_momentum: float = Field(0.9, gt=0, lt=1, description="BatchNorm moving-average momentum")
@@ -255,7 +256,7 @@ class TrainConfig(BaseModel):
                 f"image_size={self.image_size} is too small for the depth: the feature map would be "
                 f"{final} px after a total stride of {self.total_stride} (need at least 2)"
             )
-        if self.pooling == "grid" and self.pool_grid > final:
+        if self.pooling != "global" and self.pool_grid > final:
             raise ValueError(
                 f"pool_grid={self.pool_grid} needs a feature map of at least {self.pool_grid} px; "
                 f"image_size={self.image_size} gives {final} px after a total stride of {self.total_stride}"

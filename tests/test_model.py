@@ -352,7 +352,7 @@ def test_grid_pooling_averages_each_cell_of_the_last_feature_map(
     cfg = load_config(None, ["preset=tiny", f"image_size={image_size}", "pooling=grid", f"pool_grid={grid}"])
     model = build_model(cfg, 3, 2)
     last = model.get_layer("stage2_block1")
-    probe = keras.Model(model.input, [last.output, model.get_layer("flatten").output])
+    probe = keras.Model(model.input, [last.output, model.get_layer("grid_flatten").output])
     x = np.random.default_rng(1).normal(size=(2, image_size, image_size, 1)).astype("float32")
     fmap, pooled = (keras.ops.convert_to_numpy(t) for t in probe(x, training=False))
     assert fmap.shape[1] == sum(cells) and pooled.shape == (2, grid * grid * cfg.filters[-1])
@@ -379,9 +379,21 @@ def test_grid_pooling_averages_each_cell_of_the_last_feature_map(
     np.testing.assert_allclose(loaded.predict(x, verbose=0)[AU_HEAD], model.predict(x, verbose=0)[AU_HEAD], rtol=1e-6)
 
 
-def test_global_pooling_is_the_default_and_feeds_one_vector() -> None:
-    cfg = load_config(None, ["preset=tiny"])
-    assert cfg.pooling == "global"
+@pytest.mark.parametrize(
+    ("pooling", "emotion_inputs", "au_inputs"), [("global", 1, 1), ("grid", 9, 9), ("grid_au", 1, 9)]
+)
+def test_each_head_reads_the_pooling_it_is_given(pooling: str, emotion_inputs: int, au_inputs: int) -> None:
+    cfg = load_config(None, ["preset=tiny", f"pooling={pooling}"])
     model = build_model(cfg, 3, 2)
-    assert tuple(model.get_layer("flatten").output.shape) == (None, cfg.filters[-1])
-    assert "grid_pool" not in [layer.name for layer in model.layers]
+    width = cfg.filters[-1]
+    assert tuple(model.get_layer(EMOTION_HEAD).kernel.shape) == (emotion_inputs * width, 3)
+    assert tuple(model.get_layer(AU_HEAD).kernel.shape) == (au_inputs * width, 2)
+    # Dropout on whatever a head reads, once per pooled vector.
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert len(dropouts) == len({emotion_inputs, au_inputs}) and all(d.rate == cfg.dropout for d in dropouts)
+
+
+def test_global_pooling_is_the_default() -> None:
+    cfg = load_config(None, [])
+    assert cfg.pooling == "global"
+    assert "grid_pool" not in [layer.name for layer in build_model(load_config(None, ["preset=tiny"]), 3, 2).layers]

@@ -119,20 +119,11 @@ def build_backbone(
     l2: float,
     bn_momentum: float,
     drop_path: float = 0.0,
-    pooling: str = "global",
-    pool_grid: int = 3,
 ) -> Any:
-    """Stem then one stage per (filters, blocks, stride); returns pooled features.
+    """Stem then one stage per (filters, blocks, stride); returns the last feature map.
 
     Stochastic depth rises linearly over the blocks, from drop_path/N in the first of N
     to `drop_path` in the last (the "linear decay" rule of Huang et al. 2016).
-
-    `pooling="global"` averages the last feature map to one vector, so the heads learn what
-    fired but not where. `"grid"` averages it per cell of a `pool_grid` x `pool_grid` grid and
-    concatenates the cells, so on a cropped face a feature of the brows and the same feature of
-    the mouth reach the heads as different inputs: the region learning of AU detectors (Zhao
-    et al. 2016, DRML; Li et al. 2017, EAC-Net) and the per-cell histograms of the HOG and LBP
-    features that make linear models strong on small aligned faces (Shan et al. 2009).
     """
     x = layers.Conv2D(
         stem_filters,
@@ -154,23 +145,42 @@ def build_backbone(
             block_stride = stride if b == 1 else 1  # downsample at the start of a stage only
             rate = drop_path * index / total
             x = ResidualBlock(width, block_stride, l2, bn_momentum, rate, name=f"stage{s}_block{b}")(x)
-    if pooling == "grid":
-        # Cells of ceil(size / grid) pixels; where that overshoots the map, "same" padding
-        # shares the shortfall between the first and last cells, symmetrically as a face is,
-        # and TensorFlow averages over the pixels a cell holds, not over the padding.
-        cell = math.ceil(int(x.shape[1]) / pool_grid)
-        x = layers.AveragePooling2D(cell, strides=cell, padding="same", name="grid_pool")(x)
-    elif pooling == "global":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    else:
-        raise ValueError(f"pooling must be 'global' or 'grid'. Received: pooling={pooling!r}")
+    return x
+
+
+def global_features(feature_map: Any) -> Any:
+    """One average per channel: what fired, wherever on the face it fired."""
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
     return layers.Flatten(name="flatten")(x)
 
 
+def grid_features(feature_map: Any, grid: int) -> Any:
+    """One average per channel and cell of a `grid` x `grid` grid, concatenated.
+
+    On a cropped face a feature of the brows and the same feature of the mouth then reach a
+    head as different inputs: the region learning of AU detectors (Zhao et al. 2016, DRML;
+    Li et al. 2017, EAC-Net) and the per-cell layout of the HOG and LBP features that make
+    linear models strong on small aligned faces (Shan et al. 2009).
+    """
+    # Cells of ceil(size / grid) pixels; where that overshoots the map, "same" padding
+    # shares the shortfall between the first and last cells, symmetrically as a face is,
+    # and TensorFlow averages over the pixels a cell holds, not over the padding.
+    cell = math.ceil(int(feature_map.shape[1]) / grid)
+    x = layers.AveragePooling2D(cell, strides=cell, padding="same", name="grid_pool")(feature_map)
+    return layers.Flatten(name="grid_flatten")(x)
+
+
 def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
-    """The two-headed ResNet for `cfg` (a TrainConfig): outputs {"emotion", "aus"}."""
+    """The two-headed ResNet for `cfg` (a TrainConfig): outputs {"emotion", "aus"}.
+
+    `cfg.pooling` says what each head reads: `global` both the global average, `grid` both
+    the grid cells, `grid_au` the AU head the cells (AUs are local muscle actions) and the
+    emotion head the global average (an expression is read from the whole face).
+    """
+    if cfg.pooling not in ("global", "grid", "grid_au"):
+        raise ValueError(f"pooling must be global, grid or grid_au. Received: pooling={cfg.pooling!r}")
     inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
-    features = build_backbone(
+    feature_map = build_backbone(
         inputs,
         stem_filters=cfg.stem_filters,
         stem_stride=cfg.stem_stride,
@@ -181,11 +191,19 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
         l2=cfg.l2,
         bn_momentum=cfg.bn_momentum,
         drop_path=cfg.drop_path,
-        pooling=cfg.pooling,
-        pool_grid=cfg.pool_grid,
     )
+    pooled = {}
+    if cfg.pooling in ("global", "grid_au"):
+        pooled["global"] = global_features(feature_map)
+    if cfg.pooling in ("grid", "grid_au"):
+        pooled["grid"] = grid_features(feature_map, cfg.pool_grid)
     if cfg.dropout > 0:
-        features = layers.Dropout(cfg.dropout, name="dropout")(features)
-    emotion = layers.Dense(n_classes, activation="softmax", kernel_regularizer=_l2(cfg.l2), name=EMOTION_HEAD)(features)
-    aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(features)
+        names = iter(("dropout", "grid_dropout"))
+        pooled = {kind: layers.Dropout(cfg.dropout, name=next(names))(x) for kind, x in pooled.items()}
+    emotion_in = pooled["grid" if cfg.pooling == "grid" else "global"]
+    au_in = pooled["global" if cfg.pooling == "global" else "grid"]
+    emotion = layers.Dense(n_classes, activation="softmax", kernel_regularizer=_l2(cfg.l2), name=EMOTION_HEAD)(
+        emotion_in
+    )
+    aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(au_in)
     return keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name="ckrun_resnet")
