@@ -1,7 +1,8 @@
 """Recipe variants against the strongest linear baseline on the same subject-exclusive folds.
 
     .venv/bin/python bench/bench_recipe.py [--data DATA] [--cv 5] [--variant NAME ...]
-        [--set KEY=VALUE ...] [--folds 1 2 ...] [--store DIR] [--json FILE]
+        [--repeats R] [--set KEY=VALUE ...] [--folds 1 2 ...] [--store DIR] [--json FILE]
+    .venv/bin/python bench/bench_recipe.py --json FILE --summarise
 
 This is how the default recipe is chosen (issue 11): every named variant (config overrides on
 top of `--set` and the default config) and `ckrun baseline --model best` are trained on each
@@ -10,9 +11,18 @@ of ckrun's own subject-exclusive K folds (`ckrun.data.split.kfold_splits`, the f
 accuracy and macro-F1, AU weighted-F1 and macro-F1, the fit time, and on how many folds the
 variant beats the fold's baseline on both heads (emotion accuracy and AU macro-F1).
 
+One training run is a noisy measurement: the same config on the same fold moves by several
+hundredths of emotion accuracy between machines (floating-point order changes the whole
+trajectory of a ~600-image fit). `--repeats R` trains every variant R times per fold (seeds
+seed, seed+1, …; the folds stay those of the base seed), and a second table gives each
+variant's paired difference from the first variant over the same (fold, repeat) runs, with
+how many it wins: the comparison to judge a change by.
+
 Runs are logged to a throw-away MLflow store (or `--store DIR`, kept) without models. Results
 are appended to `--json` as each run finishes, so an interrupted benchmark keeps what it
-measured. `--folds` runs a subset of the folds (the table says how many it averages).
+measured, and `--summarise` prints the tables of everything a file holds (runs made at
+different times, or of variants run one at a time). `--folds` runs a subset of the folds (the
+table says how many runs it averages).
 
 On the embedded synthetic set this says how the variants rank on cartoon faces only: never
 present its figures as real-face results.
@@ -66,11 +76,11 @@ def beats(run: dict[str, float], base: dict[str, float]) -> bool:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Markdown: one row per system, mean ± SD over the folds it ran on."""
+    """Markdown: one row per system, mean ± SD over the runs (folds x repeats) it made."""
     baseline = {r["fold"]: r["metrics"] for r in results if r["system"] == "baseline"}
     systems = list(dict.fromkeys(r["system"] for r in results))
     lines = [
-        "| system | folds | " + " | ".join(HEADER) + " | fit s (mean) | beats baseline (folds) |",
+        "| system | runs | " + " | ".join(HEADER) + " | fit s (mean) | beats baseline (runs) |",
         "|---|---|" + "---|" * (len(HEADER) + 2),
     ]
     for system in systems:
@@ -86,17 +96,59 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(results: list[dict[str, Any]]) -> str:
+    """Markdown: each variant minus the first one, over the (fold, repeat) runs both made."""
+    systems = [s for s in dict.fromkeys(r["system"] for r in results) if s != "baseline"]
+    if len(systems) < 2:
+        return ""
+    keyed = {(r["system"], r["fold"], r.get("repeat", 0)): r["metrics"] for r in results}
+    reference = systems[0]
+    lines = [
+        f"| system − {reference} | pairs | "
+        + " | ".join(f"Δ {h}" for h in HEADER)
+        + " | wins (emotion acc, AU macro-F1) |",
+        "|---|---|" + "---|" * (len(HEADER) + 1),
+    ]
+    for system in systems[1:]:
+        pairs = [
+            (m, keyed[(reference, f, r)])
+            for (s, f, r), m in keyed.items()
+            if s == system and (reference, f, r) in keyed
+        ]
+        if not pairs:
+            continue
+        deltas = [mean_sd([a[c] - b[c] for a, b in pairs]) for c in COLUMNS]
+        wins = [sum(a[c] > b[c] for a, b in pairs) for c in ("test_emotion_accuracy", "test_au_f1")]
+        lines.append(
+            f"| {system} | {len(pairs)} | "
+            + " | ".join(deltas)
+            + f" | {wins[0]}/{len(pairs)}, {wins[1]}/{len(pairs)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="dataset (default: the embedded synthetic CK+)")
     parser.add_argument("--cv", type=int, default=5, help="subject-exclusive folds")
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="repeatable (default: default)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant per fold, seeds seed, seed+1, …")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="base config KEY=VALUE")
     parser.add_argument("--folds", type=int, nargs="*", default=None, help="run only these folds (1-based)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     parser.add_argument("--store", default=None, help="keep the MLflow store in DIR")
     parser.add_argument("--json", type=Path, default=None, help="append each result to FILE (JSON lines)")
+    parser.add_argument(
+        "--summarise", action="store_true", help="only print the tables of every run already in --json FILE"
+    )
     args = parser.parse_args(argv)
+    if args.summarise:
+        if not args.json or not args.json.is_file():
+            parser.error("--summarise reads the results of --json FILE, which must exist")
+        stored = [json.loads(line) for line in args.json.read_text().splitlines() if line.strip()]
+        print(table(stored))
+        print("\n" + paired_table(stored) if paired_table(stored) else "")
+        return 0
 
     from _store import throwaway_store
 
@@ -117,11 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     cache = FaceCache("memory")
     results: list[dict[str, Any]] = []
 
-    def record(system: str, fold: int, metrics: dict[str, float], seconds: float) -> None:
-        row = {"system": system, "fold": fold, "seconds": seconds, "metrics": {c: metrics[c] for c in COLUMNS}}
+    def record(system: str, fold: int, metrics: dict[str, float], seconds: float, repeat: int = 0) -> None:
+        row = {"system": system, "fold": fold, "repeat": repeat, "seconds": seconds,
+               "metrics": {c: metrics[c] for c in COLUMNS}}  # fmt: skip
         results.append(row)
-        print(f"fold {fold} {system}: " + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS) + f" ({seconds:.0f} s)",
-              flush=True)  # fmt: skip
+        scores = ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS)
+        print(f"fold {fold}.{repeat} {system}: {scores} ({seconds:.0f} s)", flush=True)
         if json_path:
             with json_path.open("a") as out:
                 out.write(json.dumps(row) + "\n")
@@ -134,16 +187,20 @@ def main(argv: list[str] | None = None) -> int:
             result = run_baseline(base, fold, face_cache=cache, experiment="bench-recipe")
             record("baseline", i, result.metrics, time.perf_counter() - start)
         for name in variants:
-            cfg = base.updated(**VARIANTS[name])
-            start = time.perf_counter()
-            trained = train(cfg, fold, run_name=f"{name}-fold{i}", experiment="bench-recipe", face_cache=cache,
-                            verbose=False)  # fmt: skip
-            record(name, i, trained.metrics, time.perf_counter() - start)
+            for repeat in range(args.repeats):
+                cfg = base.updated(**VARIANTS[name], seed=base.seed + repeat)
+                start = time.perf_counter()
+                trained = train(cfg, fold, run_name=f"{name}-fold{i}.{repeat}", experiment="bench-recipe",
+                                face_cache=cache, verbose=False)  # fmt: skip
+                record(name, i, trained.metrics, time.perf_counter() - start, repeat)
 
     data_name = args.data or "embedded synthetic CK+"
     print(f"\n{len(chosen)} of {args.cv} subject-exclusive folds of {data_name} ({len(data.manifest)} images); "
           f"base overrides: {' '.join(args.overrides) or 'none'}\n")  # fmt: skip
     print(table(results))
+    paired = paired_table(results)
+    if paired:
+        print("\n" + paired)
     return 0
 
 
