@@ -37,11 +37,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 # (Szegedy et al. 2016; Happy et al. 2019 on facial expressions), an exponential moving
 # average of the weights, which also makes epoch selection less noisy than one val split,
 # light stochastic depth, and horizontal-flip test-time augmentation (faces are nearly
-# symmetric; on the maintainers' real split flip TTA alone added 0.005 emotion accuracy).
-# EMA needs a few hundred steps to pay off, which is why short presets leave it out.
+# symmetric; on the maintainers' real split flip TTA alone added 0.005 emotion accuracy),
+# and an AU head that reads a 3 x 3 grid of the last feature map while the emotion head reads
+# its global average (AUs are local muscle actions: the region learning of AU detectors; an
+# expression is read from the whole face). EMA needs a few hundred steps to pay off, which is
+# why short presets leave it out.
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {},
-    "default": {"label_smoothing": 0.1, "drop_path": 0.1, "weight_averaging": "ema", "tta": "flip"},
+    "default": {
+        "label_smoothing": 0.1,
+        "drop_path": 0.1,
+        "weight_averaging": "ema",
+        "tta": "flip",
+        "pooling": "grid_au",
+    },
     "seed": {},
 }
 
@@ -126,7 +135,13 @@ class TrainConfig(BaseModel):
         "pool_grid x pool_grid grid (keeps where on the face a feature fired), or grid_au (the AU head reads "
         "the grid, the emotion head the global average)",
     )
-    pool_grid: int = Field(3, ge=1, le=16, description="cells per side of the grid of pooling=grid or grid_au")
+    pool_grid: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="cells per side of the grid of pooling=grid or grid_au (null: 3, or fewer when the last "
+        "feature map is smaller)",
+    )
     dropout: float = Field(0.2, ge=0, lt=1)
     l2: float = Field(1e-4, ge=0, le=1, description="L2 lambda on every conv and dense kernel")
     bn_momentum: float = Field(0.9, gt=0, lt=1, description="BatchNorm moving-average momentum")
@@ -256,10 +271,11 @@ class TrainConfig(BaseModel):
                 f"image_size={self.image_size} is too small for the depth: the feature map would be "
                 f"{final} px after a total stride of {self.total_stride} (need at least 2)"
             )
-        if self.pooling != "global" and self.pool_grid > final:
+        if self.pooling != "global" and self.pool_grid is not None and self.pool_grid > final:
             raise ValueError(
                 f"pool_grid={self.pool_grid} needs a feature map of at least {self.pool_grid} px; "
-                f"image_size={self.image_size} gives {final} px after a total stride of {self.total_stride}"
+                f"image_size={self.image_size} gives {final} px after a total stride of {self.total_stride} "
+                f"(set pool_grid <= {final} or pooling=global)"
             )
         if self.val_fraction + self.test_fraction >= 0.8:
             raise ValueError("val_fraction + test_fraction must leave at least 20% for training")
@@ -271,6 +287,11 @@ class TrainConfig(BaseModel):
     def input_channels(self) -> int:
         """Channels the network reads: the face's, doubled when its neutral frame is stacked beside it."""
         return self.channels * (2 if self.reference == "neutral" else 1)
+
+    @property
+    def pool_cells(self) -> int:
+        """Cells per side of the pooling grid: `pool_grid`, or 3 where the last feature map holds 3."""
+        return self.pool_grid if self.pool_grid is not None else min(3, self.final_feature_size)
 
     @property
     def total_stride(self) -> int:

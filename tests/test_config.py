@@ -350,3 +350,9 @@ def test_a_pool_grid_finer_than_the_feature_map_is_rejected_naming_both() -> Non
         load_config(None, ["preset=tiny", "image_size=16", "pooling=grid", "pool_grid=9"])
     # The grid size only matters for the grid.
     assert load_config(None, ["preset=tiny", "image_size=16", "pool_grid=9"]).pooling == "global"
+    # Left unset, the grid is 3 x 3, or as fine as a smaller map allows: the default at 32 px
+    # (2 px after a total stride of 16) still builds, with a 2 x 2 grid.
+    assert load_config(None, ["image_size=96"]).pool_cells == 3
+    small = load_config(None, ["image_size=32"])
+    assert (small.pooling, small.pool_grid, small.pool_cells) == ("grid_au", None, 2)
+    assert small.updated(epochs=2).pool_cells == 2

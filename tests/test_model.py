@@ -393,7 +393,9 @@ def test_each_head_reads_the_pooling_it_is_given(pooling: str, emotion_inputs: i
     assert len(dropouts) == len({emotion_inputs, au_inputs}) and all(d.rate == cfg.dropout for d in dropouts)
 
 
-def test_global_pooling_is_the_default() -> None:
-    cfg = load_config(None, [])
-    assert cfg.pooling == "global"
+def test_the_default_reads_aus_from_the_grid_and_tiny_pools_globally() -> None:
+    default = load_config(None, ["image_size=48"])
+    assert (default.pooling, default.pool_cells) == ("grid_au", 3)
+    layers = {layer.name: layer for layer in build_model(default, 3, 2).layers}
+    assert tuple(layers["grid_pool"].output.shape) == (None, 3, 3, default.filters[-1])
     assert "grid_pool" not in [layer.name for layer in build_model(load_config(None, ["preset=tiny"]), 3, 2).layers]

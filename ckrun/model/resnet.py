@@ -196,7 +196,7 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
     if cfg.pooling in ("global", "grid_au"):
         pooled["global"] = global_features(feature_map)
     if cfg.pooling in ("grid", "grid_au"):
-        pooled["grid"] = grid_features(feature_map, cfg.pool_grid)
+        pooled["grid"] = grid_features(feature_map, cfg.pool_cells)
     if cfg.dropout > 0:
         names = iter(("dropout", "grid_dropout"))
         pooled = {kind: layers.Dropout(cfg.dropout, name=next(names))(x) for kind, x in pooled.items()}
