@@ -9,10 +9,12 @@ expire: the dead worker is recognised by its process id (same machine).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,49 @@ def test_a_dead_workers_trial_is_retried_and_its_runs_end_killed(mlflow_store: P
     # a second worker doing the same clean-up changes nothing
     assert reap_dead_workers(study, WorkerId.this_process(), grace_period=180, max_retry=2) == []
     assert len(study.get_trials()) == 3
+
+
+def test_a_worker_that_would_stop_waits_out_a_silent_workers_grace_period(
+    mlflow_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopping before another machine's silent worker is declared dead would leave its runs RUNNING."""
+    from types import SimpleNamespace
+
+    from ckrun.tune.options import TuneOptions
+    from ckrun.tune.worker import wait_for_silent_workers
+
+    study = optuna.create_study(
+        storage=open_storage(resolve_storage(f"journal://{mlflow_store}/study.log")), direction="maximize"
+    )
+    experiment = tracking.experiment_id()
+    client = MlflowClient()
+    parent = client.create_run(experiment, run_name="study-s").info.run_id
+    gone, quiet_but_alive = "elsewhere:7:abc", "elsewhere:8:def"
+    trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, gone)
+    study.set_user_attr(SEEN_PREFIX + gone, record("elsewhere", 7, seen_ago=2.5, run_id=parent))
+    me = WorkerId.this_process()
+    options = TuneOptions(heartbeat_interval=1, grace_period=4, register=False)
+    worker: Any = SimpleNamespace(study=study, options=options, me=me)
+
+    start = time.monotonic()
+    assert wait_for_silent_workers(worker) is True
+    waited = time.monotonic() - start
+
+    assert 1.0 <= waited < 4.0  # until its grace period ran out (4 s after it was last seen), not longer
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]  # its trial is queued again
+    assert client.get_run(parent).info.status == "KILLED"
+    said = capsys.readouterr().out
+    assert re.search(r"waiting up to [12]s for worker\(s\) elsewhere:7: not seen for [23]s", said), said
+    assert "worker elsewhere:7 is gone" in said
+    # Nobody silent: no wait. One that speaks again within its grace period is not reaped.
+    assert wait_for_silent_workers(worker) is False
+    study.set_user_attr(SEEN_PREFIX + quiet_but_alive, record("elsewhere", 8, seen_ago=2.5))
+    beat = threading.Timer(0.5, lambda: study.set_user_attr(SEEN_PREFIX + quiet_but_alive, record("elsewhere", 8)))
+    beat.start()
+    assert wait_for_silent_workers(worker) is False
+    beat.join()
+    assert "ended" not in study.user_attrs[SEEN_PREFIX + quiet_but_alive]
 
 
 def test_signs_of_life_are_refreshed_and_closed(tmp_path: Path) -> None:

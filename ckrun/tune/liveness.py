@@ -108,6 +108,24 @@ def death_reason(record: dict[str, Any], me: WorkerId, grace_period: float) -> s
     return None
 
 
+def silent_workers(study: Study, me: WorkerId, quiet: float) -> dict[str, float]:
+    """Workers not seen for more than `quiet` seconds and not yet found dead: name -> seconds silent.
+
+    A live worker refreshes its record every heartbeat, so one silent for a few heartbeats is
+    probably gone, but another machine's worker is only declared dead after the grace period.
+    """
+    silent = {}
+    for attr, record in study.user_attrs.items():
+        if not attr.startswith(SEEN_PREFIX) or not isinstance(record, dict) or record.get("ended"):
+            continue
+        if attr.removeprefix(SEEN_PREFIX) == me.key:
+            continue
+        seconds = time.time() - float(record.get("seen", 0))
+        if seconds > quiet:
+            silent[f"{record.get('host')}:{record.get('pid')}"] = seconds
+    return silent
+
+
 # --------------------------------------------------------------------------------------
 # Failing and retrying a dead worker's trial
 

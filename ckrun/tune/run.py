@@ -20,7 +20,13 @@ from ckrun.tune.options import StudyResult, TuneOptions
 from ckrun.tune.space import SearchSpace, check_space, load_search_space
 from ckrun.tune.storage import StorageSpec, resolve_storage
 from ckrun.tune.study import load_existing_study, open_study, quiet_optuna
-from ckrun.tune.worker import MAX_CONSECUTIVE_FAILURES, Worker, clean_up_after_dead_workers, work
+from ckrun.tune.worker import (
+    MAX_CONSECUTIVE_FAILURES,
+    Worker,
+    clean_up_after_dead_workers,
+    wait_for_silent_workers,
+    work,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -123,6 +129,7 @@ def _run_study(
         worker = Worker(study, space, cfg, data, FaceCache(cfg.cache), options, parent.run_id, me)
         clean_up_after_dead_workers(worker)
         work(worker)
+        wait_for_silent_workers(worker)  # no gone worker's runs left RUNNING, no champion from a pending study
         result = StudyResult(options.study_name, spec.label, parent.run_id, {}, worker.ran)
         finalize(study, lambda: data, options, result)
         if worker.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:

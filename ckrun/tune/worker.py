@@ -24,7 +24,7 @@ from ckrun.console import echo
 from ckrun.errors import ConfigError, raise_if_interrupted
 from ckrun.tune.attrs import ERROR_ATTR, PARETO_TARGETS, RETRY_OF_RUN_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, WORKER_ATTR
 from ckrun.tune.cap import MaxTrialsReached, cap_reached, over_cap
-from ckrun.tune.liveness import WorkerId, reap_dead_workers
+from ckrun.tune.liveness import WorkerId, reap_dead_workers, silent_workers
 from ckrun.tune.space import suggest_config
 
 if TYPE_CHECKING:
@@ -222,8 +222,8 @@ class _HideSkippedTrialWarnings(logging.Filter):
         return not any(message.startswith(f"Trial {n} failed ") for n in self.worker.hidden)
 
 
-def clean_up_after_dead_workers(worker: Worker) -> None:
-    """Fail and retry the trials of workers that died, and end their runs KILLED.
+def clean_up_after_dead_workers(worker: Worker) -> list[str]:
+    """Fail and retry the trials of workers that died, and end their runs KILLED; who was reaped.
 
     Two mechanisms: Optuna's RDB heartbeats (a trial whose heartbeat is older than the grace
     period), and ckrun's own worker records (`ckrun.tune.liveness`), which also catch a worker
@@ -233,8 +233,47 @@ def clean_up_after_dead_workers(worker: Worker) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(worker.study)
     options = worker.options
-    for name in reap_dead_workers(worker.study, worker.me, options.grace_period, options.max_retry):
+    reaped = reap_dead_workers(worker.study, worker.me, options.grace_period, options.max_retry)
+    for name in reaped:
         echo(f"worker {name} is gone: its trial(s) failed and queued again, its runs ended KILLED")
+    return reaped
+
+
+def wait_for_silent_workers(worker: Worker) -> bool:
+    """Before this worker stops: settle the workers that went silent; True if any was found dead.
+
+    A worker on another machine is declared dead only after --grace-period. Stopping before
+    then (the study's cap counts its trial, or this worker's trials are done) would leave its
+    trial and runs RUNNING with nobody left to end them, and a champion chosen while its trial
+    was pending. So a worker silent for two heartbeats is waited for, at most until its grace
+    period ends: it is then reaped (its trial queued again) or it has spoken again.
+    """
+    options = worker.options
+    quiet = 2 * options.heartbeat_interval
+    silent = silent_workers(worker.study, worker.me, quiet)
+    if not silent:
+        return False
+    longest = max(0.0, options.grace_period - max(silent.values()))
+    echo(
+        f"waiting up to {longest:.0f}s for worker(s) {', '.join(sorted(silent))}: not seen for "
+        f"{min(silent.values()):.0f}s or more, dead after --grace-period {options.grace_period:g}s"
+    )
+    reaped: list[str] = []
+    while silent:
+        time.sleep(min(1.0, options.heartbeat_interval))
+        raise_if_interrupted()
+        reaped += clean_up_after_dead_workers(worker)
+        silent = silent_workers(worker.study, worker.me, quiet)
+    return bool(reaped)
+
+
+def _study_full(worker: Worker) -> bool:
+    """--max-trials is reached, not counting the trial of a worker that turned out to be gone."""
+    cap = worker.options.max_trials
+    if not cap or not cap_reached(worker.study.get_trials(deepcopy=False), cap):
+        return False
+    # The cap may count a silent worker's trial: once that worker is found dead, the retry is ours.
+    return not wait_for_silent_workers(worker) or cap_reached(worker.study.get_trials(deepcopy=False), cap)
 
 
 def _finished_elsewhere(exc: BaseException) -> bool:
@@ -256,7 +295,7 @@ def work(worker: Worker) -> None:
                 worker.stop_reason = f"--timeout {options.timeout:g}s reached"
                 break
             clean_up_after_dead_workers(worker)  # before counting: a dead worker's trial is retried, not counted twice
-            if options.max_trials and cap_reached(worker.study.get_trials(deepcopy=False), options.max_trials):
+            if _study_full(worker):
                 worker.stop_reason = f"the study reached --max-trials {options.max_trials}"
                 break
             # One trial per optimize() call: Optuna fails stale trials of crashed workers and keeps
