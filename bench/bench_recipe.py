@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--summarise reads the results of --json FILE, which must exist")
         stored = [json.loads(line) for line in args.json.read_text().splitlines() if line.strip()]
         print(table(stored))
-        print("\n" + paired_table(stored) if paired_table(stored) else "")
+        paired = paired_table(stored)
+        if paired:
+            print("\n" + paired)
         return 0
 
     from _store import throwaway_store

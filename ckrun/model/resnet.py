@@ -177,8 +177,6 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
     the grid cells, `grid_au` the AU head the cells (AUs are local muscle actions) and the
     emotion head the global average (an expression is read from the whole face).
     """
-    if cfg.pooling not in ("global", "grid", "grid_au"):
-        raise ValueError(f"pooling must be global, grid or grid_au. Received: pooling={cfg.pooling!r}")
     inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
     feature_map = build_backbone(
         inputs,
@@ -192,18 +190,18 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
         bn_momentum=cfg.bn_momentum,
         drop_path=cfg.drop_path,
     )
-    pooled = {}
-    if cfg.pooling in ("global", "grid_au"):
-        pooled["global"] = global_features(feature_map)
-    if cfg.pooling in ("grid", "grid_au"):
-        pooled["grid"] = grid_features(feature_map, cfg.pool_cells)
-    if cfg.dropout > 0:
-        names = iter(("dropout", "grid_dropout"))
-        pooled = {kind: layers.Dropout(cfg.dropout, name=next(names))(x) for kind, x in pooled.items()}
-    emotion_in = pooled["grid" if cfg.pooling == "grid" else "global"]
-    au_in = pooled["global" if cfg.pooling == "global" else "grid"]
+    emotion_reads = "grid" if cfg.pooling == "grid" else "global"
+    au_reads = "global" if cfg.pooling == "global" else "grid"
+    pooled: dict[str, Any] = {}
+    for kind in dict.fromkeys((emotion_reads, au_reads)):  # each pooling once, with its own dropout
+        x = global_features(feature_map) if kind == "global" else grid_features(feature_map, cfg.pool_cells)
+        if cfg.dropout > 0:
+            x = layers.Dropout(cfg.dropout, name="dropout" if not pooled else "grid_dropout")(x)
+        pooled[kind] = x
     emotion = layers.Dense(n_classes, activation="softmax", kernel_regularizer=_l2(cfg.l2), name=EMOTION_HEAD)(
-        emotion_in
+        pooled[emotion_reads]
     )
-    aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(au_in)
+    aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(
+        pooled[au_reads]
+    )
     return keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name="ckrun_resnet")

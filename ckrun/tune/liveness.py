@@ -108,6 +108,18 @@ def death_reason(record: dict[str, Any], me: WorkerId, grace_period: float) -> s
     return None
 
 
+def _other_workers(study: Study, me: WorkerId) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(attribute, worker key, record) of every worker record in the study but this worker's."""
+    for attr, record in study.user_attrs.items():
+        key = attr.removeprefix(SEEN_PREFIX)
+        if attr.startswith(SEEN_PREFIX) and isinstance(record, dict) and key != me.key:
+            yield attr, key, record
+
+
+def _worker_name(record: dict[str, Any]) -> str:
+    return f"{record.get('host')}:{record.get('pid')}"
+
+
 def silent_workers(study: Study, me: WorkerId, quiet: float) -> dict[str, float]:
     """Workers not seen for more than `quiet` seconds and not yet found dead: name -> seconds silent.
 
@@ -115,14 +127,10 @@ def silent_workers(study: Study, me: WorkerId, quiet: float) -> dict[str, float]
     probably gone, but another machine's worker is only declared dead after the grace period.
     """
     silent = {}
-    for attr, record in study.user_attrs.items():
-        if not attr.startswith(SEEN_PREFIX) or not isinstance(record, dict) or record.get("ended"):
-            continue
-        if attr.removeprefix(SEEN_PREFIX) == me.key:
-            continue
+    for _, _, record in _other_workers(study, me):
         seconds = time.time() - float(record.get("seen", 0))
-        if seconds > quiet:
-            silent[f"{record.get('host')}:{record.get('pid')}"] = seconds
+        if not record.get("ended") and seconds > quiet:
+            silent[_worker_name(record)] = seconds
     return silent
 
 
@@ -184,17 +192,11 @@ def _fail_trial(study: Study, trial: FrozenTrial) -> bool:
 def reap_dead_workers(study: Study, me: WorkerId, grace_period: float, max_retry: int | None) -> list[str]:
     """Fail and retry dead workers' trials, end their runs KILLED; the names of the workers reaped."""
     reaped = []
-    attrs = study.user_attrs
-    for attr, record in attrs.items():
-        if not attr.startswith(SEEN_PREFIX) or not isinstance(record, dict):
-            continue
-        key = attr.removeprefix(SEEN_PREFIX)
-        if key == me.key:
-            continue
+    for attr, key, record in _other_workers(study, me):
         why = death_reason(record, me, grace_period)
         if why is None:
             continue
-        name = f"{record.get('host')}:{record.get('pid')}"
+        name = _worker_name(record)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if trial.user_attrs.get(WORKER_ATTR) == key and _fail_trial(study, trial):
                 retry_stale_trial(study, study._storage.get_trial(trial._trial_id), max_retry, f"worker {name} {why}")
