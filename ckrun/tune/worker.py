@@ -246,20 +246,22 @@ def wait_for_silent_workers(worker: Worker) -> bool:
     then (the study's cap counts its trial, or this worker's trials are done) would leave its
     trial and runs RUNNING with nobody left to end them, and a champion chosen while its trial
     was pending. So a worker silent for two heartbeats is waited for, at most until its grace
-    period ends: it is then reaped (its trial queued again) or it has spoken again.
+    period ends: it is then reaped (its trial queued again) or it has spoken again. (A silent
+    worker on this machine whose process lives is never reaped; the same bound ends the wait.)
     """
     options = worker.options
     quiet = 2 * options.heartbeat_interval
     silent = silent_workers(worker.study, worker.me, quiet)
     if not silent:
         return False
-    longest = max(0.0, options.grace_period - max(silent.values()))
+    longest = max(0.0, options.grace_period - min(silent.values()))
     echo(
         f"waiting up to {longest:.0f}s for worker(s) {', '.join(sorted(silent))}: not seen for "
         f"{min(silent.values()):.0f}s or more, dead after --grace-period {options.grace_period:g}s"
     )
+    deadline = time.monotonic() + longest + options.heartbeat_interval
     reaped: list[str] = []
-    while silent:
+    while silent and time.monotonic() < deadline:
         time.sleep(min(1.0, options.heartbeat_interval))
         raise_if_interrupted()
         reaped += clean_up_after_dead_workers(worker)
