@@ -130,6 +130,15 @@ def test_a_worker_that_would_stop_waits_out_a_silent_workers_grace_period(
     assert wait_for_silent_workers(worker) is False
     beat.join()
     assert "ended" not in study.user_attrs[SEEN_PREFIX + quiet_but_alive]
+    study.set_user_attr(
+        SEEN_PREFIX + quiet_but_alive, {**study.user_attrs[SEEN_PREFIX + quiet_but_alive], "ended": True}
+    )
+    # A silent worker on this machine whose process lives is never reaped: the grace period still ends the wait.
+    here = record(socket.gethostname(), os.getpid(), seen_ago=2.5, started=me.started)
+    study.set_user_attr(SEEN_PREFIX + "here:1:x", here)
+    start = time.monotonic()
+    assert wait_for_silent_workers(worker) is False
+    assert time.monotonic() - start < 5.0
 
 
 def test_signs_of_life_are_refreshed_and_closed(tmp_path: Path) -> None:
