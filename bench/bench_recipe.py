@@ -24,6 +24,10 @@ measured, and `--summarise` prints the tables of everything a file holds (runs m
 different times, or of variants run one at a time). `--folds` runs a subset of the folds (the
 table says how many runs it averages).
 
+A run with `fusion=baseline` (`ckrun.fusion`) also scores its ResNet alone on the same fit; it
+is recorded first as "<variant> (ResNet alone)", so the paired table gives what fusion adds
+with the fit held fixed.
+
 On the embedded synthetic set this says how the variants rank on cartoon faces only: never
 present its figures as real-face results.
 """
@@ -196,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 trained = train(cfg, fold, run_name=f"{name}-fold{i}.{repeat}", experiment="bench-recipe",
                                 face_cache=cache, verbose=False)  # fmt: skip
-                record(name, i, trained.metrics, time.perf_counter() - start, repeat)
+                seconds = time.perf_counter() - start
+                if f"unfused_{COLUMNS[0]}" in trained.metrics:  # a fused run also scored its ResNet alone
+                    alone = {c: trained.metrics[f"unfused_{c}"] for c in COLUMNS}
+                    record(f"{name} (ResNet alone)", i, alone, seconds, repeat)
+                record(name, i, trained.metrics, seconds, repeat)
 
     data_name = args.data or "embedded synthetic CK+"
     print(f"\n{len(chosen)} of {args.cv} subject-exclusive folds of {data_name} ({len(data.manifest)} images); "

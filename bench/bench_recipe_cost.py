@@ -32,9 +32,11 @@ VARIANTS: dict[str, dict[str, object]] = {
     "asl": {"au_loss": "asl"},
     "tta_flip": {"tta": "flip"},
     "tta_flip_shift": {"tta": "flip_shift"},
+    "ensemble_2": {"ensemble_seeds": 2},
     "ensemble_3": {"ensemble_seeds": 3},
     "grid_pool": {"pooling": "grid"},
     "grid_au": {"pooling": "grid_au"},
+    "fusion": {"fusion": "baseline"},
 }
 
 

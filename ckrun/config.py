@@ -199,6 +199,18 @@ class TrainConfig(BaseModel):
     ensemble_seeds: int = Field(
         1, ge=1, le=20, description="train N seeds on the split and log one model averaging them"
     )
+    fusion: Literal["none", "baseline"] = Field(
+        "none",
+        description="baseline: average the strongest linear baseline (ckrun baseline --model best, fitted on this "
+        "run's split) into the ResNet's probabilities; the logged model carries it",
+    )
+    fusion_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the baseline's weight under fusion=baseline (null: chosen on val from 0, 0.1, ..., 1 by the "
+        "val objective, ties to the smaller)",
+    )
 
     # --- evaluation ---------------------------------------------------------------------
     threshold_min_positives: int = Field(
@@ -279,6 +291,8 @@ class TrainConfig(BaseModel):
             )
         if self.val_fraction + self.test_fraction >= 0.8:
             raise ValueError("val_fraction + test_fraction must leave at least 20% for training")
+        if self.fusion_weight is not None and self.fusion == "none":
+            raise ValueError("fusion_weight is set but fusion=none (set fusion=baseline, or leave fusion_weight null)")
         if self.aus is not None and not self.aus:
             raise ValueError("aus must list at least one AU code, or be null")
         return self

@@ -78,7 +78,15 @@ def cv_ensemble(results: Sequence[TrainResult]) -> tuple[list[Any], Preprocessin
 
 
 def log_cv_ensemble(cfg: TrainConfig, results: Sequence[TrainResult]) -> str:
-    """Log one pyfunc model averaging every fold's model(s) on the active CV parent run."""
+    """Log one pyfunc model averaging every fold's model(s) on the active CV parent run.
+
+    Folds fused with a linear baseline (`ckrun.fusion`) bring it along: the ensemble's
+    probabilities are the mean over folds of the members' average fused with each fold's
+    baseline at that fold's weight.
+    """
     models, prep, member_preps = cv_ensemble(results)
     tracking.log_params({"cv_ensemble": True, "ensemble_members": len(models), "ensemble_aus": ",".join(prep.aus)})
-    return tracking.log_model(models, prep.to_json(), cfg.to_yaml(), [m.to_json() for m in member_preps])
+    fusions = [r.fusion for r in results]
+    return tracking.log_model(
+        models, prep.to_json(), cfg.to_yaml(), [m.to_json() for m in member_preps], fusions=fusions
+    )

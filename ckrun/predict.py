@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -35,10 +36,12 @@ from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import landmark_list, placements
 from ckrun.data.pipeline import Preprocessing, normalise, pad_rows
 from ckrun.errors import DataError
+from ckrun.fusion import Fusion, fuse_all
 
 KERAS_ARTIFACT = "keras_model"  # one model: keras_model; an ensemble: keras_model_0, keras_model_1, ...
 PREPROCESSING_ARTIFACT = "preprocessing"
 CONFIG_ARTIFACT = "config"
+FUSION_ARTIFACT = "fusion"  # fusion.json (weights); the baselines as fusion_0.npz, fusion_1.npz, ...
 _MEMBER = re.compile(r"^(keras_model|preprocessing)_(\d+)$")
 _CHUNK = 256  # images normalised and augmented at a time (bounds memory for large presets)
 
@@ -52,8 +55,11 @@ class Predictor:
         prep: Preprocessing,
         config: dict[str, Any] | None = None,
         member_preps: Sequence[Preprocessing] | None = None,
+        fusions: Sequence[Fusion | None] | None = None,
     ) -> None:
         self.models = list(models) if isinstance(models, list | tuple) else [models]
+        # Late fusion with linear baselines (`ckrun.fusion`): one entry per training split.
+        self.fusions: list[Fusion | None] = list(fusions) if fusions and any(fusions) else []
         if not self.models:
             raise ValueError("a Predictor needs at least one model")
         self.prep, self.config = prep, config or {}
@@ -89,6 +95,17 @@ class Predictor:
                 files[f"{PREPROCESSING_ARTIFACT}_{i}"] = str(folder / f"preprocessing_{i}.json")
         (folder / "config.yaml").write_text(config_yaml)
         files[CONFIG_ARTIFACT] = str(folder / "config.yaml")
+        if self.fusions:
+            described: list[dict[str, Any] | None] = []
+            for i, fusion in enumerate(self.fusions):
+                if fusion is None:
+                    described.append(None)
+                    continue
+                fusion.baseline.save(folder / f"{FUSION_ARTIFACT}_{i}.npz")
+                files[f"{FUSION_ARTIFACT}_{i}"] = str(folder / f"{FUSION_ARTIFACT}_{i}.npz")
+                described.append({"weight": fusion.weight, "family": fusion.baseline.family})
+            (folder / "fusion.json").write_text(json.dumps(described))
+            files[FUSION_ARTIFACT] = str(folder / "fusion.json")
         return files
 
     @classmethod
@@ -103,7 +120,10 @@ class Predictor:
         keras_files = [members[i] for i in sorted(members)] or [Path(artifacts[KERAS_ARTIFACT])]
         config = Path(artifacts[CONFIG_ARTIFACT]) if CONFIG_ARTIFACT in artifacts else None
         member_files = [member_preps[i] for i in sorted(member_preps)] or None
-        return cls.from_files(keras_files, Path(artifacts[PREPROCESSING_ARTIFACT]), config, member_files)
+        predictor = cls.from_files(keras_files, Path(artifacts[PREPROCESSING_ARTIFACT]), config, member_files)
+        if FUSION_ARTIFACT in artifacts:
+            predictor.fusions = _read_fusions(artifacts)
+        return predictor
 
     @classmethod
     def from_files(
@@ -200,7 +220,10 @@ class Predictor:
             return {"emotion": np.zeros((0, len(self.prep.classes))), "aus": np.zeros((0, len(self.prep.aus)))}
         parts = [self._chunk(images[i : i + _CHUNK], batch_size) for i in range(0, len(images), _CHUNK)]
         probs = {key: np.concatenate([p[key] for p in parts]) for key in ("emotion", "aus")}
-        return apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
+        probs = apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
+        if self.fusions:
+            probs = fuse_all(probs, self.fusions, images, self.prep.channels, self.prep.aus)
+        return probs
 
     def _chunk(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         emotion = np.zeros((len(images), len(self.prep.classes)))
@@ -250,6 +273,18 @@ class Predictor:
             if "neutral" in frame.columns:
                 neutral = [_as_path(v, Path(tmp), len(paths) + i) for i, v in enumerate(frame["neutral"].tolist())]
             return self.table(self.probabilities(self.faces(paths, landmarks, neutral)))
+
+
+def _read_fusions(artifacts: Mapping[str, str]) -> list[Fusion | None]:
+    from ckrun.baselines.export import LinearBaseline
+
+    described = json.loads(Path(artifacts[FUSION_ARTIFACT]).read_text())
+    return [
+        None
+        if entry is None
+        else Fusion(LinearBaseline.load(Path(artifacts[f"{FUSION_ARTIFACT}_{i}"])), float(entry["weight"]))
+        for i, entry in enumerate(described)
+    ]
 
 
 def _predict(model: Any, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:

@@ -42,6 +42,7 @@ from ckrun.scoring import calibrate_probabilities, predict_arrays, score_splits,
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import FaceCache, Preprocessing
+    from ckrun.fusion import Fusion
 
 # --------------------------------------------------------------------------------------
 # Fit
@@ -244,6 +245,7 @@ class TrainResult:
     preprocessing: Preprocessing
     evaluations: dict[str, SplitEvaluation] = field(default_factory=dict)
     models: list[Any] = field(default_factory=list)  # the Keras model, or an ensemble's members
+    fusion: Fusion | None = None  # the linear baseline averaged in (fusion=baseline, weight > 0)
 
     @property
     def model(self) -> Any:
@@ -302,6 +304,19 @@ def train(
         outcome, models = fits[0], [f.model for f in fits]
         probs = {s: predict_arrays(models, arrays[s], prep) for s in names.SPLITS}
         probs, temperatures = calibrate_probabilities(probs, arrays, aus, cfg)
+        fusion, fusion_metrics = None, {}
+        if cfg.fusion == "baseline":
+            from ckrun.fusion_fit import fit_fusion
+
+            fused = fit_fusion(cfg, arrays, aus, probs)
+            probs, fusion, fusion_metrics = fused.probs, fused.fusion, fused.metrics
+            tracking.log_params({"fusion_family": fused.family})
+            if verbose:
+                echo(
+                    f"fusion: {fused.family} baseline weight {fused.metrics['fusion_weight_chosen']:g} "
+                    f"(val objective: ResNet {fused.metrics['unfused_val_objective']:.3f}, "
+                    f"baseline {fused.metrics['fusion_baseline_val_objective']:.3f})"
+                )
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
         diagnosis = diagnose_fit(
@@ -320,6 +335,7 @@ def train(
             fit_seconds=sum(f.seconds for f in fits),
             selected_val_objective=outcome.selection_score,
         )
+        metrics.update(fusion_metrics)
         if len(fits) > 1:
             metrics.update(member_metrics(fits, arrays, prep, cfg))
         if cfg.calibrate:
@@ -333,11 +349,23 @@ def train(
         )
         if cfg.explain_images_per_class:
             metrics.update(_log_explanations(models, prep, arrays["test"], cfg, epochs_run))
-        model_uri = tracking.log_model(models, prep.to_json(), cfg.to_yaml()) if cfg.log_model else None
+        fusions = [fusion] if fusion else None
+        model_uri = (
+            tracking.log_model(models, prep.to_json(), cfg.to_yaml(), fusions=fusions) if cfg.log_model else None
+        )
         if verbose:
             echo(headline(metrics, diagnosis, outcome.best_epoch))
     return TrainResult(
-        run.run_id, metrics, diagnosis, outcome.history, outcome.best_epoch, model_uri, prep, evaluations, models
+        run.run_id,
+        metrics,
+        diagnosis,
+        outcome.history,
+        outcome.best_epoch,
+        model_uri,
+        prep,
+        evaluations,
+        models,
+        fusion,
     )
 
 

@@ -177,15 +177,15 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("model", r"ckrun\.model(\.(resnet|objectives|losses|averaging|selection))?$"),
     (
         "inference",
-        r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs"
-        r"|split_analysis|sequence_analysis)$|ckrun\.baselines(\.(features|families|verdict))?$"
+        r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs|fusion"
+        r"|split_analysis|sequence_analysis)$|ckrun\.baselines(\.(features|families|export|verdict))?$"
         r"|ckrun\.explain(\..+)?$",
     ),
     ("tracking", r"ckrun\.tracking(\..+)?$"),
     (
         "runs",
         r"ckrun\.(scoring|run_logging|prediction_logging|explanations|sequence_evaluation|train|ensemble|baseline"
-        r"|crossval|evaluate)$|ckrun\.(model\.callbacks|baselines\.selection)$",
+        r"|crossval|evaluate|fusion_fit)$|ckrun\.(model\.callbacks|baselines\.selection)$",
     ),
     ("tune", r"ckrun\.tune(\..+)?$"),
     ("report", r"ckrun\.(report(\..+)?|ui|compare)$"),

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from ckrun import names
 from ckrun.arrays import SplitArrays
 from ckrun.baselines import C_GRID
+from ckrun.baselines.export import LinearBaseline, LinearHead, compose, export_head
 from ckrun.baselines.families import Family, class_probabilities, family, fit_classifier, row_space
 from ckrun.config import TrainConfig
 from ckrun.data.labels import EMOTION_CLASSES
@@ -47,6 +48,7 @@ class FamilyFit:
     candidates: pd.DataFrame  # one row per C: the val scores had that C been used for both heads
     seconds: float
     evaluations: dict[str, SplitEvaluation]
+    model: LinearBaseline  # the chosen heads as plain arrays (what a fused ResNet model carries)
 
 
 @dataclass
@@ -165,14 +167,34 @@ def _fit_heads(
     )
 
 
-def _features(fam: Family, arrays: dict[str, SplitArrays]) -> dict[str, np.ndarray]:
-    """Standardised on train, then in the training rows' span (`row_space`) when that is smaller."""
+def _features(fam: Family, arrays: dict[str, SplitArrays]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Standardised on train, then in the training rows' span (`row_space`) when that is smaller.
+
+    Also the affine map from raw features to these (projection, offset), which `export`
+    folds into each head so the kept model reads raw features.
+    """
     scaler = StandardScaler().fit(fam.features(arrays["train"].images))
     x = {s: scaler.transform(fam.features(a.images)) if len(a.images) else np.zeros((0, 1)) for s, a in arrays.items()}
+    scale = np.asarray(scaler.scale_, np.float64)
+    mean = np.asarray(scaler.mean_, np.float64)
     basis = row_space(x["train"])
     if basis is None:
-        return x
-    return {s: v @ basis if len(v) else np.zeros((0, basis.shape[1])) for s, v in x.items()}
+        return x, 1 / scale, -mean / scale  # a diagonal projection, as a vector
+    projected = {s: v @ basis if len(v) else np.zeros((0, basis.shape[1])) for s, v in x.items()}
+    return projected, basis / scale[:, None], (-mean / scale) @ basis
+
+
+def _export(
+    fam: Family, heads: _Heads, aus: Sequence[str], projection: np.ndarray, offset: np.ndarray
+) -> LinearBaseline:
+    n_inputs = len(projection) if projection.ndim == 1 else projection.shape[1]
+
+    def one(model: Any) -> LinearHead | None:
+        return None if model is None else compose(export_head(model, n_inputs), projection, offset)
+
+    return LinearBaseline(
+        fam.name, tuple(aus), len(EMOTION_CLASSES), one(heads.emotion), tuple(one(h) for h in heads.aus)
+    )
 
 
 def _fit_family(
@@ -185,7 +207,7 @@ def _fit_family(
 ) -> FamilyFit:
     grid = check_grid(grid)
     start = time.perf_counter()
-    x = _features(fam, arrays)
+    x, projection, offset = _features(fam, arrays)
     labels = {**arrays["train"].labels, "aus": arrays["train"].labels["aus"][:, : len(aus)]}
     kind = objective_kind(cfg, aus)
     val_only = _val_only(arrays)
@@ -229,6 +251,7 @@ def _fit_family(
         candidates,
         time.perf_counter() - start,
         evaluations,
+        _export(fam, chosen, aus, projection, offset),
     )
 
 

@@ -3,8 +3,9 @@
 A ckrun model is logged twice: the pyfunc wrapper (`model`: image paths or bytes in, a
 labelled DataFrame out, so `mlflow models serve` answers like `ckrun predict`) and the plain
 Keras flavour (`keras_model`, the preprocessing in its metadata). An ensemble (several
-Keras models averaged) is logged as the pyfunc wrapper only, one Keras file per member; the
-file layout is `ckrun.predict.Predictor`'s. MLflow 3 specifics live here: `name=` for models
+Keras models averaged) and a model fused with a linear baseline (`ckrun.fusion`) are logged
+as the pyfunc wrapper only, one Keras file per member and the baseline as arrays; the file
+layout is `ckrun.predict.Predictor`'s. MLflow 3 specifics live here: `name=` for models
 and logged-model entities (``models:/<model_id>``).
 
 The wrapper is logged as code (MLflow's models-from-code, `ckrun.tracking.pyfunc_model`), so
@@ -31,6 +32,7 @@ from ckrun.tracking.store import configure, quiet_loggers
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
+    from ckrun.fusion import Fusion
     from ckrun.predict import Predictor
 
 MODEL_NAME = "model"  # pyfunc wrapper: preprocessing + Keras model, DataFrame out
@@ -85,13 +87,19 @@ def _signature(prep_json: str) -> ModelSignature:
 
 
 def log_model(
-    keras_models: Any, preprocessing_json: str, config_yaml: str, member_preprocessing: Sequence[str] | None = None
+    keras_models: Any,
+    preprocessing_json: str,
+    config_yaml: str,
+    member_preprocessing: Sequence[str] | None = None,
+    fusions: Sequence[Fusion | None] | None = None,
 ) -> str:
-    """Log the pyfunc wrapper (`model`) and, for one model, the Keras flavour (`keras_model`).
+    """Log the pyfunc wrapper (`model`) and, for one unfused model, the Keras flavour (`keras_model`).
 
     `keras_models` is one Keras model or a list (an ensemble, averaged at prediction);
     `member_preprocessing` gives each member its own preprocessing JSON when the members
-    were trained on different splits. Returns the runs:/ URI of the pyfunc model.
+    were trained on different splits; `fusions` the linear baselines averaged in
+    (`ckrun.fusion`), which the Keras flavour could not carry. Returns the runs:/ URI of the
+    pyfunc model.
     """
     import ckrun
     from ckrun.data.pipeline import Preprocessing
@@ -105,7 +113,8 @@ def log_model(
     prep = Preprocessing.from_json(preprocessing_json)
     members = [Preprocessing.from_json(m) for m in member_preprocessing] if member_preprocessing else None
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = Predictor(models, prep, member_preps=members).write_artifacts(Path(tmp), config_yaml)
+        predictor = Predictor(models, prep, member_preps=members, fusions=fusions)
+        artifacts = predictor.write_artifacts(Path(tmp), config_yaml)
         quiet = ("mlflow.pyfunc", "mlflow.models.model", "mlflow.keras.save", "mlflow.utils.requirements_utils")
         with quiet_loggers(quiet), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -117,7 +126,7 @@ def log_model(
                 signature=_signature(preprocessing_json),
                 pip_requirements=_requirements(),
             )
-            if len(models) == 1:
+            if len(models) == 1 and not predictor.fusions:
                 mlflow.keras.log_model(
                     models[0],
                     name=KERAS_MODEL_NAME,

@@ -1,0 +1,141 @@
+"""Fitting a run's late fusion (`ckrun.fusion`): the baseline on the run's split, its weight on val.
+
+The baseline is `ckrun baseline --model best` on 48 px grey versions of the faces the ResNet
+reads, fitted on train and chosen on val exactly as that command chooses; the weight is the
+grid value with the best val objective (AU thresholds tuned on the fused val probabilities, as
+`ckrun.scoring` tunes them), ties to the smaller weight. A study's trials share a split, so the
+baseline is fitted once per process for the same faces and labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ckrun import names
+from ckrun.arrays import SplitArrays
+from ckrun.baselines.export import LinearBaseline, baseline_faces
+from ckrun.config import TrainConfig
+from ckrun.fusion import Fusion, Probs, fuse
+from ckrun.metrics import evaluate_split, tune_thresholds
+
+WEIGHT_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+_CACHE: OrderedDict[str, LinearBaseline] = OrderedDict()  # kept baselines by their inputs' digest
+_CACHE_SIZE = 4
+
+
+@dataclass
+class FusionFit:
+    fusion: Fusion | None  # None when the weight is 0: the model is the ResNet alone
+    probs: dict[str, Probs]  # fused probabilities of every split
+    family: str
+    metrics: dict[str, float]
+
+
+def _val_objective(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
+    """The val objective a run would log for `probs` (AU thresholds tuned on them, as `score_splits` does)."""
+    thresholds = (
+        tune_thresholds(
+            val.labels["aus"][:, : len(aus)],
+            probs["aus"][:, : len(aus)],
+            min_positives=cfg.threshold_min_positives,
+            shrinkage=cfg.threshold_shrinkage,
+        )
+        if aus
+        else np.zeros(0)
+    )
+    metrics = evaluate_split("val", val.labels, probs, aus=aus, thresholds=thresholds).metrics
+    return names.objective(metrics, "val", cfg.objective if aus else "emotion")
+
+
+def choose_weight(val: SplitArrays, resnet: Probs, baseline: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
+    """The grid weight with the best val objective; ties go to the smaller weight."""
+    scores = [round(_val_objective(val, fuse(resnet, baseline, w), aus, cfg), 9) for w in WEIGHT_GRID]
+    finite = [s if np.isfinite(s) else -np.inf for s in scores]
+    return WEIGHT_GRID[int(np.argmax(finite))]
+
+
+def _digest(faces: Mapping[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig, groups: np.ndarray | None) -> str:
+    h = hashlib.sha1()
+    for split in names.SPLITS:
+        part = faces[split]
+        h.update(np.ascontiguousarray(part.images).tobytes())
+        for key in sorted(part.labels):
+            h.update(np.ascontiguousarray(part.labels[key]).tobytes())
+    settings = (list(aus), cfg.seed, cfg.class_weights, cfg.objective, cfg.threshold_min_positives,
+                cfg.threshold_shrinkage, None if groups is None else groups.tolist())  # fmt: skip
+    h.update(repr(settings).encode())
+    return h.hexdigest()
+
+
+def select_baseline(
+    faces: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig, groups: np.ndarray | None
+) -> LinearBaseline:
+    """`ckrun baseline --model best` on these faces, remembered for the same inputs in this process
+    (the trials of a study share a split, so only the first pays for the fit)."""
+    from ckrun.baselines.selection import select_family
+
+    key = _digest(faces, aus, cfg, groups)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    kept = select_family("best", faces, aus, cfg, groups=groups).kept.model
+    _CACHE[key] = kept
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return kept
+
+
+def fit_fusion(
+    cfg: TrainConfig, arrays: dict[str, SplitArrays], aus: Sequence[str], resnet: dict[str, Probs]
+) -> FusionFit:
+    """Fit the baseline on this split, choose its weight on val, fuse every split."""
+    faces = {s: SplitArrays(baseline_faces(a.images, cfg.channels), a.labels, rows=a.rows) for s, a in arrays.items()}
+    train_rows = arrays["train"].rows
+    groups = train_rows["subject"].astype(str).to_numpy() if train_rows is not None else None
+    baseline = select_baseline(faces, aus, cfg, groups)
+    base = {s: baseline.probabilities(faces[s].images) for s in arrays}
+    base = {s: {"emotion": p["emotion"], "aus": p["aus"][:, : len(aus)]} for s, p in base.items()}
+    weight = (
+        cfg.fusion_weight
+        if cfg.fusion_weight is not None
+        else choose_weight(arrays["val"], resnet["val"], base["val"], aus, cfg)
+    )
+    fused = {s: fuse(resnet[s], base[s], weight) for s in arrays}
+    metrics = {
+        "fusion_weight_chosen": float(weight),
+        "fusion_baseline_val_objective": _val_objective(arrays["val"], base["val"], aus, cfg),
+        **unfused_scores(resnet, arrays, aus, cfg),
+    }
+    fusion = Fusion(baseline, float(weight)) if weight > 0 else None
+    return FusionFit(fusion, fused, baseline.family, metrics)
+
+
+def unfused_scores(
+    resnet: dict[str, Probs], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
+) -> dict[str, float]:
+    """The ResNet alone on val and test (``unfused_*``), so a run shows what fusion added."""
+    thresholds = (
+        tune_thresholds(
+            arrays["val"].labels["aus"][:, : len(aus)],
+            resnet["val"]["aus"][:, : len(aus)],
+            min_positives=cfg.threshold_min_positives,
+            shrinkage=cfg.threshold_shrinkage,
+        )
+        if aus
+        else np.zeros(0)
+    )
+    out: dict[str, float] = {}
+    keep = ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
+    for split in ("val", "test"):
+        if not len(arrays[split].images):
+            continue
+        metrics = evaluate_split(split, arrays[split].labels, resnet[split], aus=aus, thresholds=thresholds).metrics
+        out |= {f"unfused_{split}_{k}": float(metrics[f"{split}_{k}"]) for k in keep if f"{split}_{k}" in metrics}
+        if split == "val":
+            out["unfused_val_objective"] = names.objective(metrics, "val", cfg.objective if aus else "emotion")
+    return out

@@ -1,0 +1,246 @@
+"""Late fusion with the linear baseline: the exported heads, the weight choice, the fused model.
+
+The logged model must give the numbers the run logged, so the baseline it carries as arrays
+must reproduce scikit-learn's probabilities, and `predict`, `evaluate` and the pyfunc must
+fuse exactly as training did.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import use_store
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
+
+from ckrun import tracking
+from ckrun.arrays import SplitArrays
+from ckrun.baselines.export import LinearBaseline, baseline_faces, export_head
+from ckrun.baselines.families import MarginSigmoid
+from ckrun.baselines.selection import fit_family
+from ckrun.cli import cli
+from ckrun.config import load_config
+from ckrun.errors import ConfigError
+from ckrun.fusion import Fusion, fuse, fuse_all
+from ckrun.fusion_fit import choose_weight
+
+AUS = ["AU1", "AU2", "AU4", "AU12"]
+
+
+def _split(rng: np.random.Generator, n: int) -> SplitArrays:
+    """Faces whose emotion brightens one corner and whose AU1 darkens another: learnable, noisy."""
+    images = rng.integers(0, 255, (n, 48, 48), dtype=np.uint8)
+    emotion = rng.integers(0, 3, n)
+    onehot = np.eye(3)[emotion]
+    images[emotion == 0, :12, :12] = 230
+    images[emotion == 2, -12:, -12:] = 230
+    aus = (rng.random((n, len(AUS))) < 0.3).astype(float)
+    images[aus[:, 0] == 1, :12, -12:] = 10
+    return SplitArrays(images, {"emotion": onehot, "aus": aus})
+
+
+@pytest.fixture(scope="module")
+def arrays() -> dict[str, SplitArrays]:
+    rng = np.random.default_rng(0)
+    return {"train": _split(rng, 90), "val": _split(rng, 40), "test": _split(rng, 40)}
+
+
+@pytest.mark.parametrize("family", ["logreg", "svm", "hog-svm"])
+def test_the_exported_baseline_reproduces_scikit_learns_probabilities(family: str, arrays) -> None:
+    cfg = load_config(overrides=["preset=tiny"])
+    fit = fit_family(family, arrays, AUS, cfg, groups=np.repeat(np.arange(30), 3))
+    for split in ("val", "test"):
+        got = fit.model.probabilities(arrays[split].images)
+        for key in ("emotion", "aus"):
+            np.testing.assert_allclose(got[key], fit.probs[split][key], atol=1e-6, err_msg=f"{family} {key}")
+    assert fit.model.family == family and fit.model.aus == tuple(AUS)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("kind", ["logistic", "platt", "margin"])
+def test_each_head_kind_exports_exactly(kind: str, classes: int) -> None:
+    rng = np.random.default_rng(classes)
+    x = rng.normal(size=(60, 7))
+    y = np.arange(60) % classes
+    x[:, 0] += y
+    if kind == "logistic":
+        model = LogisticRegression(C=0.5).fit(x, y)
+    elif kind == "platt":
+        model = CalibratedClassifierCV(SVC(kernel="linear", C=0.1), method="sigmoid", cv=3, ensemble=False).fit(x, y)
+    else:
+        model = MarginSigmoid(SVC(kernel="linear", C=0.1).fit(x, y))
+    head = export_head(model, 7)
+    probe = rng.normal(size=(25, 7)) * 3
+    np.testing.assert_allclose(head.probabilities(probe), model.predict_proba(probe), atol=1e-9)
+
+
+def test_a_saved_baseline_loads_without_pickle_and_predicts_the_same(arrays, tmp_path: Path) -> None:
+    cfg = load_config(overrides=["preset=tiny"])
+    baseline = fit_family("svm", arrays, AUS, cfg).model
+    file = tmp_path / "baseline.npz"
+    baseline.save(file)
+    with np.load(file, allow_pickle=False) as stored:  # raises on any object array
+        assert "meta" in stored.files
+    loaded = LinearBaseline.load(file)
+    faces = arrays["test"].images
+    for key in ("emotion", "aus"):
+        np.testing.assert_array_equal(loaded.probabilities(faces)[key], baseline.probabilities(faces)[key])
+
+
+def test_a_head_fitted_on_one_class_is_kept_as_none_and_predicts_zero(arrays, tmp_path: Path) -> None:
+    cfg = load_config(overrides=["preset=tiny"])
+    one_class = {**arrays}
+    train = arrays["train"]
+    aus = train.labels["aus"].copy()
+    aus[:, 3] = 0  # AU12 never present in training
+    one_class["train"] = SplitArrays(train.images, {**train.labels, "aus": aus})
+    baseline = fit_family("logreg", one_class, AUS, cfg).model
+    assert baseline.au_heads[3] is None and baseline.au_heads[0] is not None
+    file = tmp_path / "b.npz"
+    baseline.save(file)
+    probs = LinearBaseline.load(file).probabilities(arrays["test"].images)
+    assert (probs["aus"][:, 3] == 0).all() and probs["aus"][:, 0].std() > 0
+
+
+def test_the_weight_is_chosen_on_val_and_ties_go_to_the_resnet(arrays) -> None:
+    cfg = load_config(overrides=["preset=tiny", "threshold_min_positives=3"])
+    val = arrays["val"]
+    truth = {"emotion": val.labels["emotion"] * 0.8 + 0.2 / 3, "aus": val.labels["aus"] * 0.8 + 0.1}
+    noise_rng = np.random.default_rng(1)
+    noise = {"emotion": noise_rng.dirichlet(np.ones(3), len(val.images)), "aus": noise_rng.random((40, len(AUS)))}
+    assert choose_weight(val, truth, noise, AUS, cfg) == 0.0  # a baseline that only adds noise gets nothing
+    assert choose_weight(val, noise, truth, AUS, cfg) > 0.5  # a better baseline gets most of the weight
+    assert choose_weight(val, truth, truth, AUS, cfg) == 0.0  # nothing to gain on val: the ResNet alone
+
+
+def test_fusing_averages_and_a_fold_without_fusion_counts_as_the_resnet(arrays) -> None:
+    cfg = load_config(overrides=["preset=tiny"])
+    baseline = fit_family("logreg", arrays, AUS, cfg).model
+    faces = arrays["test"].images
+    rng = np.random.default_rng(2)
+    resnet = {"emotion": rng.dirichlet(np.ones(3), len(faces)), "aus": rng.random((len(faces), 2))}
+    aus = ["AU4", "AU1"]  # the ResNet's AU order differs from the baseline's: matched by name
+    base = baseline.probabilities(faces)
+    base = {"emotion": base["emotion"], "aus": base["aus"][:, [2, 0]]}
+    fusion = Fusion(baseline, 0.4)
+    one = fuse_all(resnet, [fusion], faces[..., None], 1, aus)
+    for key in ("emotion", "aus"):
+        np.testing.assert_allclose(one[key], 0.6 * resnet[key] + 0.4 * base[key])
+    folds = fuse_all(resnet, [fusion, None], faces[..., None], 1, aus)
+    expected = fuse(resnet, base, 0.2)  # mean of the fused fold and the plain one
+    for key in ("emotion", "aus"):
+        np.testing.assert_allclose(folds[key], expected[key])
+
+
+def test_baseline_faces_are_the_resnets_own_face_in_grey_at_48_px() -> None:
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 255, (2, 96, 96, 1), dtype=np.uint8)
+    expected = np.stack([cv2.resize(f[..., 0], (48, 48), interpolation=cv2.INTER_AREA) for f in grey])
+    np.testing.assert_array_equal(baseline_faces(grey, 1), expected)
+    neutral = rng.integers(0, 255, (2, 96, 96, 1), dtype=np.uint8)
+    stacked = np.concatenate([grey, neutral], axis=-1)  # reference=neutral: the face, then its neutral frame
+    np.testing.assert_array_equal(baseline_faces(stacked, 1), expected)
+    colour = rng.integers(0, 255, (2, 48, 48, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(baseline_faces(colour, 3)[0], cv2.cvtColor(colour[0], cv2.COLOR_RGB2GRAY))
+
+
+def test_a_fusion_weight_without_fusion_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="fusion_weight"):
+        load_config(overrides=["preset=tiny", "fusion_weight=0.3"])
+    assert load_config(overrides=["preset=tiny", "fusion=baseline", "fusion_weight=0.3"]).fusion_weight == 0.3
+
+
+# --------------------------------------------------------------------------------------
+# End to end in MLflow
+
+TINY = ["preset=tiny", "epochs=1", "min_au_count=3", "threshold_min_positives=3", "explain_images_per_class=0"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fusion_store")
+    with pytest.MonkeyPatch.context() as mp:
+        use_store(mp, root)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def fused_run(store: Path, tiny_ckplus: Path):
+    from ckrun.data.loader import prepare_for_config
+    from ckrun.train import train
+
+    cfg = load_config(overrides=[*TINY, "tta=flip", "fusion=baseline", "fusion_weight=0.5"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    return data, train(cfg, data, experiment="fusion", verbose=False)
+
+
+@pytest.mark.slow
+def test_a_fused_run_logs_the_weight_and_the_resnet_alone(fused_run) -> None:
+    _, result = fused_run
+    run = tracking.get_run(result.run_id)
+    assert run.data.params["fusion"] == "baseline" and run.data.params["fusion_family"] in {"logreg", "svm", "hog-svm"}
+    metrics = run.data.metrics
+    assert metrics["fusion_weight_chosen"] == 0.5
+    assert {"unfused_val_objective", "unfused_test_emotion_accuracy", "unfused_test_au_f1"} <= set(metrics)
+    assert result.fusion is not None and result.fusion.weight == 0.5
+    # The Keras flavour would be the ResNet alone, which is not the model the run scored.
+    assert tracking.run_model_uri(result.run_id, tracking.KERAS_MODEL_NAME) is None
+
+
+@pytest.mark.slow
+def test_the_logged_fused_model_predicts_what_the_run_logged(fused_run, store: Path, tiny_ckplus: Path) -> None:
+    data, result = fused_run
+    predictor = tracking.load_predictor(result.model_uri)
+    assert len(predictor.fusions) == 1 and predictor.fusions[0] is not None
+    assert predictor.fusions[0].weight == 0.5
+    test = data.part("test")
+    logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", store / "p"))
+    probs = predictor.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
+    np.testing.assert_allclose(probs["emotion"], logged[["p_negative", "p_positive", "p_surprise"]], atol=1e-5)
+    au = predictor.prep.aus[0]
+    np.testing.assert_allclose(probs["aus"][:, 0], logged[f"{au}_prob"], atol=1e-5)
+    # Half of it is the baseline: the unfused ResNet gives other probabilities.
+    alone = type(predictor)(predictor.models, predictor.prep)
+    plain = alone.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
+    assert np.abs(plain["emotion"] - probs["emotion"]).max() > 1e-3
+    # The pyfunc (what `mlflow models serve` loads) and `ckrun predict` fuse the same way.
+    paths = test["path"].head(3).tolist()
+    frame = mlflow.pyfunc.load_model(result.model_uri).predict(pd.DataFrame({"image": paths}))
+    out = CliRunner().invoke(cli, ["predict", result.model_uri, *paths])
+    assert out.exit_code == 0, out.output
+    np.testing.assert_allclose(frame["p_negative"], [r["p_negative"] for r in json.loads(out.output)], atol=1e-6)
+    np.testing.assert_allclose(frame["p_negative"], probs["emotion"][:3, 0], atol=1e-5)
+    # `ckrun evaluate` reproduces the logged test metrics.
+    out = CliRunner().invoke(cli, ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "fusion"])
+    assert out.exit_code == 0, out.output
+    evaluated = tracking.get_run(out.output.strip().splitlines()[-1].split()[-1]).data.metrics
+    for key in ("test_emotion_accuracy", "test_au_f1"):
+        assert evaluated[key] == pytest.approx(result.metrics[key], abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_the_fold_ensemble_carries_each_folds_baseline(store: Path, tiny_ckplus: Path) -> None:
+    from ckrun.crossval import cross_validate
+    from ckrun.data.loader import prepare_for_config
+
+    cfg = load_config(overrides=[*TINY, "log_model=false", "fusion=baseline", "fusion_weight=0.3"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    result = cross_validate(cfg, data, 3, experiment="fusion-cv", ensemble=True)
+    predictor = tracking.load_predictor(result.model_uri)
+    assert [f.weight for f in predictor.fusions if f] == [0.3, 0.3, 0.3]
+    folds = [r.fusion for r in result.folds]
+    test = data.part("test")
+    faces = predictor.faces(test["path"].tolist(), test["landmarks"].tolist())
+    resnet = type(predictor)(predictor.models, predictor.prep, member_preps=predictor.member_preps)
+    expected = fuse_all(resnet.probabilities(faces), folds, faces, predictor.prep.channels, predictor.prep.aus)
+    got = predictor.probabilities(faces)
+    for key in ("emotion", "aus"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
