@@ -42,12 +42,13 @@ def test_recipe_defaults_keep_the_plain_recipe_and_are_logged_as_params() -> Non
     params = load_config().params()
     for key in ("label_smoothing", "mixup", "drop_path", "weight_averaging", "ema_momentum", "swa_start",
                 "selection", "selection_window", "au_loss", "focal_gamma", "asl_gamma_neg", "asl_gamma_pos",
-                "asl_clip", "tta", "ensemble_seeds"):  # fmt: skip
+                "asl_clip", "tta", "ensemble_seeds", "fusion", "fusion_weight"):  # fmt: skip
         assert key in params and TrainConfig.model_fields[key].description
 
 
 BAD_VALUES = ["label_smoothing=1", "mixup=-0.1", "drop_path=1.0", "weight_averaging=polyak", "selection=median",
-              "selection_window=0", "au_loss=dice", "tta=rotate", "ensemble_seeds=0", "asl_clip=0.5"]  # fmt: skip
+              "selection_window=0", "au_loss=dice", "tta=rotate", "ensemble_seeds=0", "asl_clip=0.5", "fusion=stack",
+              "fusion_weight=1.5"]  # fmt: skip
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
@@ -70,6 +71,7 @@ def test_search_space_accepts_the_recipe_keys(tmp_path: Path) -> None:
         "  au_loss: {choices: [bce, focal, asl]}\n"
         "  tta: {choices: [none, flip, flip_shift]}\n"
         "  ensemble_seeds: {low: 1, high: 3}\n"
+        "  fusion: {choices: [none, baseline]}\n"
     )
     check_space(load_search_space(space), load_config())
     space.write_text("params:\n  au_loss: {choices: [bce, dice]}\n")
