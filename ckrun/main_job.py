@@ -166,6 +166,14 @@ def summary(result: MainJobResult) -> str:
     for key in ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1", "objective", "majority_emotion_accuracy"):
         lines.append(f"{key:24s}" + "".join(f"{fmt(metrics, key):>{width}s}" for _, metrics in columns))
     lines.append("")
+    weight = result.train_metrics.get("fusion_weight_chosen")
+    if weight is not None:
+        alone = result.train_metrics
+        lines.append(
+            f"the default run averages its own linear baseline in at weight {weight:g} (fusion=baseline); "
+            f"the ResNet alone: test_emotion_accuracy {fmt(alone, 'unfused_test_emotion_accuracy')}, "
+            f"test_au_f1 {fmt(alone, 'unfused_test_au_f1')}"
+        )
     for name, metrics in deep:
         verdict = compare(metrics, result.baseline_metrics)
         flag = "" if verdict.beats or not verdict.judged else "FLAG: "

@@ -244,3 +244,30 @@ def test_the_fold_ensemble_carries_each_folds_baseline(store: Path, tiny_ckplus:
     got = predictor.probabilities(faces)
     for key in ("emotion", "aus"):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_study_fits_the_baseline_once_per_split(arrays, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trials share a split: the second trial reuses the kept baseline; another split refits."""
+    import ckrun.baselines.selection as selection
+    from ckrun import fusion_fit
+
+    calls: list[int] = []
+    real = selection.select_family
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "select_family", counting)
+    monkeypatch.setattr(fusion_fit, "_CACHE", type(fusion_fit._CACHE)())
+    cfg = load_config(overrides=["preset=tiny"])
+    first = fusion_fit.select_baseline(arrays, AUS, cfg, None)
+    again = fusion_fit.select_baseline(arrays, AUS, cfg, None)
+    assert again is first and len(calls) == 1
+    other = {
+        **arrays,
+        "train": SplitArrays(arrays["train"].images[:60], {k: v[:60] for k, v in arrays["train"].labels.items()}),
+    }
+    fusion_fit.select_baseline(other, AUS, cfg, None)
+    fusion_fit.select_baseline(arrays, AUS, cfg.updated(seed=1), None)
+    assert len(calls) == 3
