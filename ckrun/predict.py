@@ -69,6 +69,9 @@ class Predictor:
         missing = [a for m in self.member_preps for a in prep.aus if a not in m.aus]
         if missing:
             raise ValueError(f"ensemble AU {missing[0]} is not an output of every member")
+        unfused = [a for f in self.fusions if f for a in prep.aus if a not in f.baseline.aus]
+        if unfused:
+            raise ValueError(f"AU {unfused[0]} is not an output of every fused baseline")
 
     @property
     def model(self) -> Any:

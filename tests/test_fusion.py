@@ -271,3 +271,15 @@ def test_a_study_fits_the_baseline_once_per_split(arrays, monkeypatch: pytest.Mo
     fusion_fit.select_baseline(other, AUS, cfg, None)
     fusion_fit.select_baseline(arrays, AUS, cfg.updated(seed=1), None)
     assert len(calls) == 3
+
+
+def test_a_predictor_refuses_a_baseline_missing_one_of_its_aus(arrays) -> None:
+    from ckrun.data.pipeline import Preprocessing
+    from ckrun.predict import Predictor
+
+    cfg = load_config(overrides=["preset=tiny"])
+    baseline = fit_family("logreg", arrays, AUS[:2], cfg).model  # AU1 and AU2 only
+    prep = Preprocessing(48, 1, "none", 0.0, (120.0,), (60.0,), aus=("AU1", "AU4"))
+    with pytest.raises(ValueError, match="AU4"):
+        Predictor([object()], prep, fusions=[Fusion(baseline, 0.5)])
+    assert Predictor([object()], prep, fusions=[None]).fusions == []  # no baseline: the ResNet alone
