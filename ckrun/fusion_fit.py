@@ -118,7 +118,7 @@ def fit_fusion(
 def unfused_scores(
     resnet: dict[str, Probs], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
 ) -> dict[str, float]:
-    """The ResNet alone on val and test (``unfused_*``), so a run shows what fusion added."""
+    """The ResNet alone on every split (``unfused_*``): what fusion added, and what the fit diagnosis judges."""
     thresholds = (
         tune_thresholds(
             arrays["val"].labels["aus"][:, : len(aus)],
@@ -131,7 +131,7 @@ def unfused_scores(
     )
     out: dict[str, float] = {}
     keep = ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
-    for split in ("val", "test"):
+    for split in names.SPLITS:
         if not len(arrays[split].images):
             continue
         metrics = evaluate_split(split, arrays[split].labels, resnet[split], aus=aus, thresholds=thresholds).metrics

@@ -319,9 +319,12 @@ def train(
                 )
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
         metrics, objective_kind = summary_metrics(evaluations, arrays, cfg, bool(aus))
+        # The diagnosis judges the network's fit: a fused baseline fits its own training rows
+        # almost perfectly, which would read as overfitting.
+        fitted = {k.removeprefix("unfused_"): v for k, v in fusion_metrics.items() if k.startswith("unfused_")}
         diagnosis = diagnose_fit(
-            metrics,
-            metrics,
+            fitted or metrics,
+            fitted or metrics,
             outcome.history,
             objective=objective_kind,
             overfit_gap=cfg.overfit_gap,

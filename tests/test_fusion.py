@@ -21,7 +21,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from ckrun import tracking
+from ckrun import names, tracking
 from ckrun.arrays import SplitArrays
 from ckrun.baselines.export import LinearBaseline, baseline_faces, export_head
 from ckrun.baselines.families import MarginSigmoid
@@ -190,6 +190,11 @@ def test_a_fused_run_logs_the_weight_and_the_resnet_alone(fused_run) -> None:
     metrics = run.data.metrics
     assert metrics["fusion_weight_chosen"] == 0.5
     assert {"unfused_val_objective", "unfused_test_emotion_accuracy", "unfused_test_au_f1"} <= set(metrics)
+    # The fit diagnosis judges the ResNet alone, not the baseline's fit to its own training rows.
+    alone = {k.removeprefix("unfused_"): v for k, v in metrics.items() if k.startswith("unfused_")}
+    gap = names.objective(alone, "train") - names.objective(alone, "val")
+    assert metrics["fit_gap"] == pytest.approx(gap)
+    assert metrics["fit_gap"] != pytest.approx(names.objective(metrics, "train") - names.objective(metrics, "val"))
     assert result.fusion is not None and result.fusion.weight == 0.5
     # The Keras flavour would be the ResNet alone, which is not the model the run scored.
     assert tracking.run_model_uri(result.run_id, tracking.KERAS_MODEL_NAME) is None
