@@ -50,6 +50,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "weight_averaging": "ema",
         "tta": "flip",
         "pooling": "grid_au",
+        "fusion": "baseline",
     },
     "seed": {},
 }
