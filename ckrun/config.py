@@ -209,8 +209,8 @@ class TrainConfig(BaseModel):
         None,
         ge=0,
         le=1,
-        description="the baseline's weight under fusion=baseline (null: chosen on val from 0, 0.1, ..., 1 by the "
-        "val objective, ties to the smaller)",
+        description="the baseline's weight under fusion=baseline (null: chosen on val from 0, 0.1, ..., 0.5 by "
+        "the val objective, ties to the smaller)",
     )
 
     # --- evaluation ---------------------------------------------------------------------

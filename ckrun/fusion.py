@@ -12,8 +12,9 @@ How: with ``fusion: baseline`` a run fits `ckrun baseline --model best` on its o
 (the family and each head's C chosen on val, exactly as `ckrun baseline` chooses them) on
 48 px grey versions of the faces the ResNet reads, then averages probabilities as
 ``(1 - w) * resnet + w * baseline`` for both heads. `w` is chosen on val by the run's own
-objective from 0, 0.1, ..., 1 (ties to the smaller weight, so a baseline that adds nothing on
-val gets 0), unless `fusion_weight` fixes it. AU thresholds are then tuned on the fused val
+objective from 0, 0.1, ..., 0.5 (ties to the smaller weight, so a baseline that adds nothing on
+val gets 0; never more than half, so the floor corrects the ResNet rather than leading it),
+unless `fusion_weight` fixes it. AU thresholds are then tuned on the fused val
 probabilities as for any run. The logged model carries the baseline as plain arrays
 (`ckrun.baselines.export`), so `predict`, `evaluate` and `serve` fuse identically.
 
