@@ -39,18 +39,21 @@ class FusionFit:
     metrics: dict[str, float]
 
 
-def _val_objective(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
-    """The val objective a run would log for `probs` (AU thresholds tuned on them, as `score_splits` does)."""
-    thresholds = (
-        tune_thresholds(
-            val.labels["aus"][:, : len(aus)],
-            probs["aus"][:, : len(aus)],
-            min_positives=cfg.threshold_min_positives,
-            shrinkage=cfg.threshold_shrinkage,
-        )
-        if aus
-        else np.zeros(0)
+def _val_thresholds(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> np.ndarray:
+    """AU thresholds tuned on val `probs` by the run's rule (`ckrun.scoring.score_splits`)."""
+    if not aus:
+        return np.zeros(0)
+    return tune_thresholds(
+        val.labels["aus"][:, : len(aus)],
+        probs["aus"][:, : len(aus)],
+        min_positives=cfg.threshold_min_positives,
+        shrinkage=cfg.threshold_shrinkage,
     )
+
+
+def _val_objective(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
+    """The val objective a run would log for `probs` (AU thresholds tuned on them)."""
+    thresholds = _val_thresholds(val, probs, aus, cfg)
     metrics = evaluate_split("val", val.labels, probs, aus=aus, thresholds=thresholds).metrics
     return names.objective(metrics, "val", cfg.objective if aus else "emotion")
 
@@ -122,16 +125,7 @@ def unfused_scores(
     resnet: dict[str, Probs], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
 ) -> dict[str, float]:
     """The ResNet alone on every split (``unfused_*``): what fusion added, and what the fit diagnosis judges."""
-    thresholds = (
-        tune_thresholds(
-            arrays["val"].labels["aus"][:, : len(aus)],
-            resnet["val"]["aus"][:, : len(aus)],
-            min_positives=cfg.threshold_min_positives,
-            shrinkage=cfg.threshold_shrinkage,
-        )
-        if aus
-        else np.zeros(0)
-    )
+    thresholds = _val_thresholds(arrays["val"], resnet["val"], aus, cfg)
     out: dict[str, float] = {}
     keep = ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
     for split in names.SPLITS:
