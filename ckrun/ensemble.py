@@ -26,7 +26,7 @@ import numpy as np
 from ckrun import names, tracking
 from ckrun.arrays import SplitArrays
 from ckrun.config import TrainConfig
-from ckrun.metrics import evaluate_split, tune_thresholds
+from ckrun.metrics import evaluate_split
 
 if TYPE_CHECKING:
     from ckrun.data.pipeline import Preprocessing
@@ -37,7 +37,7 @@ def member_metrics(
     fits: Sequence[FitOutcome], arrays: dict[str, SplitArrays], prep: Preprocessing, cfg: TrainConfig
 ) -> dict[str, float]:
     """Each member's own val objective (``member<k>_objective``) and selected epoch."""
-    from ckrun.scoring import predict_arrays
+    from ckrun.scoring import predict_arrays, val_thresholds
 
     val = arrays["val"]
     aus = list(prep.aus)
@@ -45,16 +45,7 @@ def member_metrics(
     out: dict[str, float] = {"ensemble_members": float(len(fits))}
     for k, fit in enumerate(fits, start=1):
         probs = predict_arrays(fit.model, val, prep)
-        thresholds = (
-            tune_thresholds(
-                val.labels["aus"][:, : len(aus)],
-                probs["aus"],
-                min_positives=cfg.threshold_min_positives,
-                shrinkage=cfg.threshold_shrinkage,
-            )
-            if aus
-            else np.zeros(0)
-        )
+        thresholds = val_thresholds(val, probs, aus, cfg)
         ev = evaluate_split("val", val.labels, probs, aus=aus, thresholds=thresholds)
         out[f"member{k}_objective"] = names.objective(ev.metrics, "val", kind)
         out[f"member{k}_best_epoch"] = float(fit.best_epoch)

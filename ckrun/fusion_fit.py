@@ -19,9 +19,11 @@ import numpy as np
 from ckrun import names
 from ckrun.arrays import SplitArrays
 from ckrun.baselines.export import LinearBaseline, baseline_faces
+from ckrun.baselines.selection import objective_kind, select_family
 from ckrun.config import TrainConfig
 from ckrun.fusion import Fusion, Probs, fuse
-from ckrun.metrics import evaluate_split, tune_thresholds
+from ckrun.metrics import evaluate_split
+from ckrun.scoring import val_thresholds
 
 # Up to one half: the floor corrects the ResNet where they disagree, it never leads it. Val
 # (~200 images) also chose the ResNet's epoch and the baseline's C, so it flatters both, and a
@@ -39,23 +41,11 @@ class FusionFit:
     metrics: dict[str, float]
 
 
-def _val_thresholds(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> np.ndarray:
-    """AU thresholds tuned on val `probs` by the run's rule (`ckrun.scoring.score_splits`)."""
-    if not aus:
-        return np.zeros(0)
-    return tune_thresholds(
-        val.labels["aus"][:, : len(aus)],
-        probs["aus"][:, : len(aus)],
-        min_positives=cfg.threshold_min_positives,
-        shrinkage=cfg.threshold_shrinkage,
-    )
-
-
 def _val_objective(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
     """The val objective a run would log for `probs` (AU thresholds tuned on them)."""
-    thresholds = _val_thresholds(val, probs, aus, cfg)
+    thresholds = val_thresholds(val, probs, aus, cfg)
     metrics = evaluate_split("val", val.labels, probs, aus=aus, thresholds=thresholds).metrics
-    return names.objective(metrics, "val", cfg.objective if aus else "emotion")
+    return names.objective(metrics, "val", objective_kind(cfg, aus))
 
 
 def choose_weight(val: SplitArrays, resnet: Probs, baseline: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
@@ -83,8 +73,6 @@ def select_baseline(
 ) -> LinearBaseline:
     """`ckrun baseline --model best` on these faces, remembered for the same inputs in this process
     (the trials of a study share a split, so only the first pays for the fit)."""
-    from ckrun.baselines.selection import select_family
-
     key = _digest(faces, aus, cfg, groups)
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -125,7 +113,7 @@ def unfused_scores(
     resnet: dict[str, Probs], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
 ) -> dict[str, float]:
     """The ResNet alone on every split (``unfused_*``): what fusion added, and what the fit diagnosis judges."""
-    thresholds = _val_thresholds(arrays["val"], resnet["val"], aus, cfg)
+    thresholds = val_thresholds(arrays["val"], resnet["val"], aus, cfg)
     out: dict[str, float] = {}
     keep = ("emotion_accuracy", "emotion_f1", "au_f1", "au_f1_weighted")
     for split in names.SPLITS:
@@ -134,5 +122,5 @@ def unfused_scores(
         metrics = evaluate_split(split, arrays[split].labels, resnet[split], aus=aus, thresholds=thresholds).metrics
         out |= {f"unfused_{split}_{k}": float(metrics[f"{split}_{k}"]) for k in keep if f"{split}_{k}" in metrics}
         if split == "val":
-            out["unfused_val_objective"] = names.objective(metrics, "val", cfg.objective if aus else "emotion")
+            out["unfused_val_objective"] = names.objective(metrics, "val", objective_kind(cfg, aus))
     return out

@@ -168,11 +168,10 @@ def summary(result: MainJobResult) -> str:
     lines.append("")
     weight = result.train_metrics.get("fusion_weight_chosen")
     if weight is not None:
-        alone = result.train_metrics
         lines.append(
             f"the default run averages its own linear baseline in at weight {weight:g} (fusion=baseline); "
-            f"the ResNet alone: test_emotion_accuracy {fmt(alone, 'unfused_test_emotion_accuracy')}, "
-            f"test_au_f1 {fmt(alone, 'unfused_test_au_f1')}"
+            f"the ResNet alone: test_emotion_accuracy {fmt(result.train_metrics, 'unfused_test_emotion_accuracy')}, "
+            f"test_au_f1 {fmt(result.train_metrics, 'unfused_test_au_f1')}"
         )
     for name, metrics in deep:
         verdict = compare(metrics, result.baseline_metrics)

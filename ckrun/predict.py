@@ -99,15 +99,12 @@ class Predictor:
         (folder / "config.yaml").write_text(config_yaml)
         files[CONFIG_ARTIFACT] = str(folder / "config.yaml")
         if self.fusions:
-            described: list[dict[str, Any] | None] = []
             for i, fusion in enumerate(self.fusions):
-                if fusion is None:
-                    described.append(None)
-                    continue
-                fusion.baseline.save(folder / f"{FUSION_ARTIFACT}_{i}.npz")
-                files[f"{FUSION_ARTIFACT}_{i}"] = str(folder / f"{FUSION_ARTIFACT}_{i}.npz")
-                described.append({"weight": fusion.weight, "family": fusion.baseline.family})
-            (folder / "fusion.json").write_text(json.dumps(described))
+                if fusion is not None:
+                    fusion.baseline.save(folder / f"{FUSION_ARTIFACT}_{i}.npz")
+                    files[f"{FUSION_ARTIFACT}_{i}"] = str(folder / f"{FUSION_ARTIFACT}_{i}.npz")
+            weights = [None if f is None else {"weight": f.weight} for f in self.fusions]
+            (folder / "fusion.json").write_text(json.dumps(weights))
             files[FUSION_ARTIFACT] = str(folder / "fusion.json")
         return files
 
@@ -123,10 +120,8 @@ class Predictor:
         keras_files = [members[i] for i in sorted(members)] or [Path(artifacts[KERAS_ARTIFACT])]
         config = Path(artifacts[CONFIG_ARTIFACT]) if CONFIG_ARTIFACT in artifacts else None
         member_files = [member_preps[i] for i in sorted(member_preps)] or None
-        predictor = cls.from_files(keras_files, Path(artifacts[PREPROCESSING_ARTIFACT]), config, member_files)
-        if FUSION_ARTIFACT in artifacts:
-            predictor.fusions = _read_fusions(artifacts)
-        return predictor
+        fusions = _read_fusions(artifacts) if FUSION_ARTIFACT in artifacts else None
+        return cls.from_files(keras_files, Path(artifacts[PREPROCESSING_ARTIFACT]), config, member_files, fusions)
 
     @classmethod
     def from_files(
@@ -135,6 +130,7 @@ class Predictor:
         preprocessing_file: Path,
         config_file: Path | None = None,
         member_preprocessing_files: Sequence[Path] | None = None,
+        fusions: Sequence[Fusion | None] | None = None,
     ) -> Predictor:
         import keras
         import yaml
@@ -148,7 +144,7 @@ class Predictor:
         config = yaml.safe_load(Path(config_file).read_text()) if config_file else None
         prep = Preprocessing.from_json(Path(preprocessing_file).read_text())
         members = [Preprocessing.from_json(Path(f).read_text()) for f in member_preprocessing_files or []]
-        return cls(models, prep, config, members or None)
+        return cls(models, prep, config, members or None, fusions)
 
     def landmark_files(
         self, paths: Sequence[str], landmarks: Sequence[str | Path | None] | None = None

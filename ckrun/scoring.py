@@ -35,20 +35,25 @@ def predict_arrays(models: Any, arrays: SplitArrays, prep: Preprocessing) -> dic
     return Predictor(models, prep).probabilities(arrays.images)
 
 
+def val_thresholds(
+    val: SplitArrays, val_probs: dict[str, np.ndarray], aus: Sequence[str], cfg: TrainConfig
+) -> np.ndarray:
+    """AU thresholds tuned on val by the run's rule (`threshold_min_positives`, `threshold_shrinkage`)."""
+    if not aus:
+        return np.zeros(0)
+    return tune_thresholds(
+        val.labels["aus"][:, : len(aus)],
+        val_probs["aus"][:, : len(aus)],
+        min_positives=cfg.threshold_min_positives,
+        shrinkage=cfg.threshold_shrinkage,
+    )
+
+
 def score_splits(
     probs: dict[str, dict[str, np.ndarray]], arrays: dict[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig
 ) -> tuple[dict[str, SplitEvaluation], np.ndarray]:
     """Tune AU thresholds on val, then score every split with them (and at 0.5)."""
-    thresholds = (
-        tune_thresholds(
-            arrays["val"].labels["aus"][:, : len(aus)],
-            probs["val"]["aus"][:, : len(aus)],
-            min_positives=cfg.threshold_min_positives,
-            shrinkage=cfg.threshold_shrinkage,
-        )
-        if aus
-        else np.zeros(0)
-    )
+    thresholds = val_thresholds(arrays["val"], probs["val"], aus, cfg)
     evaluations = {
         split: evaluate_split(split, arrays[split].labels, probs[split], aus=aus, thresholds=thresholds)
         for split in names.SPLITS

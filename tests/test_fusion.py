@@ -253,17 +253,16 @@ def test_the_fold_ensemble_carries_each_folds_baseline(store: Path, tiny_ckplus:
 
 def test_a_study_fits_the_baseline_once_per_split(arrays, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trials share a split: the second trial reuses the kept baseline; another split refits."""
-    import ckrun.baselines.selection as selection
     from ckrun import fusion_fit
 
     calls: list[int] = []
-    real = selection.select_family
+    real = fusion_fit.select_family
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(selection, "select_family", counting)
+    monkeypatch.setattr(fusion_fit, "select_family", counting)
     monkeypatch.setattr(fusion_fit, "_CACHE", type(fusion_fit._CACHE)())
     cfg = load_config(overrides=["preset=tiny"])
     first = fusion_fit.select_baseline(arrays, AUS, cfg, None)
