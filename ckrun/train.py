@@ -143,7 +143,7 @@ def fit_model(
     steps = int(train_ds.cardinality())  # batches per epoch (fewer when replicas drop the short batch)
 
     with strategy.scope():
-        model = build_model(cfg, n_classes, n_aus)
+        model = build_model(cfg, n_classes, n_aus, (prep.mean[0], prep.std[0]))
         class_w = emotion_class_weights(train.labels["emotion"]) if cfg.class_weights else None
         pos_w = au_positive_weights(train.labels["aus"]) if cfg.au_pos_weights and n_aus else None
         metrics = {EMOTION_HEAD: [MaskedAccuracy(False, n_classes), MaskedMacroF1(False, n_classes)]}

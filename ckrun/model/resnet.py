@@ -170,26 +170,36 @@ def grid_features(feature_map: Any, grid: int) -> Any:
     return layers.Flatten(name="grid_flatten")(x)
 
 
-def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
-    """The two-headed ResNet for `cfg` (a TrainConfig): outputs {"emotion", "aus"}.
+def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, float] = (0.0, 1.0)) -> keras.Model:
+    """The two-headed network for `cfg` (a TrainConfig): outputs {"emotion", "aus"}.
+
+    The backbone is the ResNet of the architecture keys, or with `backbone=fer_xception` the
+    FER2013-pretrained mini-Xception (`ckrun.model.xception`), its weights loaded here;
+    `input_stats` (the grey channel's mean and std that normalised the input) lets that
+    network see pixels on the scale it was trained on.
 
     `cfg.pooling` says what each head reads: `global` both the global average, `grid` both
     the grid cells, `grid_au` the AU head the cells (AUs are local muscle actions) and the
     emotion head the global average (an expression is read from the whole face).
     """
     inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
-    feature_map = build_backbone(
-        inputs,
-        stem_filters=cfg.stem_filters,
-        stem_stride=cfg.stem_stride,
-        stem_pool=cfg.stem_pool,
-        filters=cfg.filters,
-        blocks=cfg.blocks,
-        strides=cfg.strides,
-        l2=cfg.l2,
-        bn_momentum=cfg.bn_momentum,
-        drop_path=cfg.drop_path,
-    )
+    if cfg.backbone == "fer_xception":
+        from ckrun.model import xception
+
+        feature_map = xception.build_fer_backbone(xception.fer_input(inputs, *input_stats), l2=cfg.l2)
+    else:
+        feature_map = build_backbone(
+            inputs,
+            stem_filters=cfg.stem_filters,
+            stem_stride=cfg.stem_stride,
+            stem_pool=cfg.stem_pool,
+            filters=cfg.filters,
+            blocks=cfg.blocks,
+            strides=cfg.strides,
+            l2=cfg.l2,
+            bn_momentum=cfg.bn_momentum,
+            drop_path=cfg.drop_path,
+        )
     emotion_reads = "grid" if cfg.pooling == "grid" else "global"
     au_reads = "global" if cfg.pooling == "global" else "grid"
     pooled: dict[str, Any] = {}
@@ -204,4 +214,7 @@ def build_model(cfg: Any, n_classes: int, n_aus: int) -> keras.Model:
     aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(
         pooled[au_reads]
     )
-    return keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name="ckrun_resnet")
+    model = keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name=f"ckrun_{cfg.backbone}")
+    if cfg.backbone == "fer_xception":
+        xception.load_pretrained(model)
+    return model
