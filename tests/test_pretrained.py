@@ -120,3 +120,18 @@ def test_a_fine_tuned_run_is_logged_and_served_without_the_fer_package(
     logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", tmp_path / "p"))
     probs = predictor.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
     np.testing.assert_allclose(probs["emotion"], logged[["p_negative", "p_positive", "p_surprise"]], atol=1e-5)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
+def test_importing_ckrun_turns_onednn_off_unless_the_environment_says(given: str | None, expected: str) -> None:
+    """oneDNN's CPU ops crash TF 2.21 training the separable convolutions; the choice must precede TF's import."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if given is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = given
+    code = "import os, ckrun; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
