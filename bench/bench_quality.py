@@ -62,7 +62,7 @@ def main() -> int:
         meets = m["test_emotion_f1"] >= EMOTION_TARGET and m["test_au_f1"] >= AU_TARGET and swing <= SWING_TARGET
         ok &= beats and meets
         rows.append(
-            f"seed {seed}: resnet emotion F1 {m['test_emotion_f1']:.3f} AU F1 {m['test_au_f1']:.3f} | "
+            f"seed {seed}: default run emotion F1 {m['test_emotion_f1']:.3f} AU F1 {m['test_au_f1']:.3f} | "
             f"baseline ({base.model}) emotion F1 {b['test_emotion_f1']:.3f} AU F1 {b['test_au_f1']:.3f} | "
             f"swing {swing:.3f} | {res.diagnosis.verdict} | best epoch {res.best_epoch} | {seconds:.0f}s | "
             f"beats baseline: {beats} | meets targets: {meets}"

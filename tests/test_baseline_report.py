@@ -101,17 +101,17 @@ def test_run_summary_sets_the_baseline_beside_each_deep_run_and_flags_a_loser(ml
     result = MainJobResult("b", "t", _scores(0.95, 0.94, 0.61, 0.80), baseline, baseline_model="hog-svm")
     result.trial_label, result.trial_metrics = "best trial (3)", _scores(0.96, 0.95, 0.70, 0.75)
     text = summary(result)
-    header = next(line for line in text.splitlines() if "resnet" in line)
-    assert header.split() == ["baseline", "hog-svm", "resnet", "best", "trial", "(3)"]
+    header = next(line for line in text.splitlines() if "hog-svm" in line)
+    assert header.split() == ["baseline", "hog-svm", "default", "best", "trial", "(3)"]
     au_row = next(line for line in text.splitlines() if line.startswith("test_au_f1 "))
     assert au_row.split() == ["test_au_f1", "0.630", "0.610", "0.700"]
-    assert "FLAG: the default ResNet run does not beat the HOG-SVM baseline on AU macro-F1: 0.610 vs 0.630." in text
+    assert "FLAG: the default run does not beat the HOG-SVM baseline on AU macro-F1: 0.610 vs 0.630." in text
     assert "\nbest trial (3) beats the HOG-SVM baseline on every head" in text
     assert "fusion" not in text  # an unfused default run says nothing of fusion
     fused = _scores(0.95, 0.94, 0.66, 0.80) | {"fusion_weight_chosen": 0.3, "unfused_test_emotion_accuracy": 0.93,
                                                 "unfused_test_au_f1": 0.64}  # fmt: skip
     text = summary(MainJobResult("b", "t", fused, baseline, baseline_model="hog-svm"))
     assert (
-        "the default run averages its own linear baseline in at weight 0.3 (fusion=baseline); the ResNet alone: "
+        "the default run averages its own linear baseline in at weight 0.3 (fusion=baseline); the network alone: "
         "test_emotion_accuracy 0.930, test_au_f1 0.640"
     ) in text

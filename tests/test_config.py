@@ -44,6 +44,27 @@ def test_defaults_come_from_the_default_preset() -> None:
     assert (cfg.l2, cfg.learning_rate, cfg.batch_size) == (1e-4, 1e-3, 16)
 
 
+def test_the_default_fine_tunes_the_pretrained_network_and_preset_resnet_is_the_former_default() -> None:
+    default, resnet = load_config(), load_config(None, ["preset=resnet"])
+    assert (default.backbone, default.image_size, default.channels, default.final_feature_size) == (
+        "fer_xception",
+        64,
+        1,
+        4,
+    )
+    assert (resnet.backbone, resnet.image_size, resnet.filters, resnet.final_feature_size) == (
+        "resnet",
+        96,
+        (32, 64, 128),
+        6,
+    )
+    for key in RECIPES["default"]:  # the same recipe on either network
+        assert getattr(resnet, key) == getattr(default, key), key
+    switched = default.updated(preset="resnet")
+    assert (switched.backbone, switched.image_size) == ("resnet", 96)
+    assert default.updated(backbone="resnet").image_size == 64  # --set backbone keeps the preset's size
+
+
 def test_each_preset_brings_its_recipe_and_set_still_wins() -> None:
     """The default preset trains with its chosen recipe; tiny and seed keep the plain one."""
     assert set(RECIPES) == set(PRESETS) and RECIPES["default"] and not RECIPES["tiny"]
@@ -171,7 +192,7 @@ def test_negative_l2_names_key_and_value() -> None:
 def test_unknown_preset_lists_the_valid_ones() -> None:
     message = _config_error("preset=huge")
     assert "unknown preset 'huge'" in message
-    assert "tiny, default, seed" in message
+    assert "tiny, default, resnet, seed" in message
 
 
 def test_non_string_preset_is_a_config_error() -> None:

@@ -108,7 +108,8 @@ def test_l2_zero_means_no_regulariser() -> None:
 
 PRESET_CASES = [
     ("tiny", ["preset=tiny", "image_size=32"]),
-    ("default", ["preset=default", "image_size=64"]),
+    ("resnet", ["preset=resnet", "image_size=64"]),
+    ("default with backbone=resnet", ["preset=default", "backbone=resnet"]),
     ("seed", ["preset=seed", "image_size=64", "blocks=[2,2]"]),
 ]
 

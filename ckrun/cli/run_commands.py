@@ -46,7 +46,7 @@ def train_cmd(
     system_metrics: bool,
     run_name: str | None,
 ) -> None:
-    """Train the two-headed ResNet and log a complete MLflow run."""
+    """Train the two-headed network (the pretrained one by default) and log a complete MLflow run."""
     if ensemble and not cv:
         raise click.UsageError("--ensemble averages the fold models of a cross-validation: give --cv K too")
     cfg = load_cfg(config_file, overrides)

@@ -154,7 +154,7 @@ def run_cmd(
     storage: str | None,
     report: bool,
 ) -> None:
-    """The main job: data, baseline, default ResNet, a short study with the champion registered, report."""
+    """The main job: data, baseline, the default run, a short study with the champion registered, report."""
     cfg = load_cfg(config_file, overrides)
     require_data(data)
     from ckrun.main_job import run_main
