@@ -473,3 +473,25 @@ def test_importances_need_two_completed_trials(tmp_path: Path) -> None:
     study.optimize(objective, 4)
     importances, note = param_importances("one", storage)
     assert importances is not None and set(importances) == {"l2", "dropout"} and note is None
+
+
+def test_hyperparameter_effects_compare_backbones_and_read_widths_among_resnets_only() -> None:
+    from ckrun.report.analysis import hyperparameter_text
+
+    wide, narrow = [32, 64, 128], [16, 32]
+    table = pd.DataFrame(
+        {
+            "kind": ["train", "trial", "trial", "trial", "baseline"],
+            "objective": [0.80, 0.70, 0.60, 0.64, 0.50],
+            "backbone": ["fer_xception", "fer_xception", "resnet", "resnet", ""],
+            "l2": [1e-4] * 5,
+            "learning_rate": [1e-3] * 5,
+            "epochs": [40] * 5,
+            # The pretrained runs carry the preset's unused ResNet widths; they must not count as [32, 64, 128].
+            "filters": [wide, wide, wide, narrow, None],
+            "blocks": [[1, 1, 1]] * 4 + [None],
+        }
+    )
+    lines = hyperparameter_text(table)
+    assert "**backbone**: mean objective fer_xception → 0.750 (2 runs), resnet → 0.620 (2 runs)." in lines
+    assert "**filters**: mean objective [16, 32] → 0.640 (1 run), [32, 64, 128] → 0.600 (1 run)." in lines

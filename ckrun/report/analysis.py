@@ -118,11 +118,13 @@ def best_run_text(
     hp = [
         f"{label} {value}"
         for label, value in (
+            ("backbone", best.get("backbone") or ""),
             ("l2", _num(best.get("l2"))),
             ("learning rate", _num(best.get("learning_rate"))),
             ("epochs", _num(best.get("epochs"))),
-            ("filters", _lst(best.get("filters"))),
-            ("blocks", _lst(best.get("blocks"))),
+            # Widths and depths are the ResNet's; the pretrained network's are fixed by its weights.
+            ("filters", _lst(best.get("filters")) if best.get("backbone") != "fer_xception" else ""),
+            ("blocks", _lst(best.get("blocks")) if best.get("backbone") != "fer_xception" else ""),
         )
         if value
     ]
@@ -279,8 +281,10 @@ def hyperparameter_text(table: pd.DataFrame) -> list[str]:
     lines = []
     for key, label in (("l2", "l2"), ("learning_rate", "learning rate"), ("epochs", "epochs")):
         lines += _effect_line(runs, runs[key].map(_num), label)
+    lines += _effect_line(runs, runs["backbone"].fillna(""), "backbone")
+    resnets = runs.loc[runs["backbone"] != "fer_xception"]  # the pretrained network has no filters/blocks to vary
     for key in ("filters", "blocks"):
-        lines += _effect_line(runs, runs[key].map(_lst), key)
+        lines += _effect_line(resnets, resnets[key].map(_lst), key)
     if not lines:
         lines.append("All compared runs share their hyperparameters, so no effect can be read from them yet.")
     return lines

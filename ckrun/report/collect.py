@@ -25,7 +25,7 @@ from ckrun.predictions import Predictions, read_predictions_csv
 # Runs that are compared; study parents and evaluation runs feed other columns.
 COMPARED_KINDS = ("train", "trial", "baseline", "cv")
 TRAINED_KINDS = ("train", "trial")
-PARAM_COLUMNS = ("l2", "learning_rate", "epochs", "filters", "blocks", "objective_kind")
+PARAM_COLUMNS = ("backbone", "l2", "learning_rate", "epochs", "filters", "blocks", "objective_kind")
 METRIC_COLUMNS: tuple[str, ...] = (
     "best_epoch",
     "epochs_run",
@@ -153,6 +153,10 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
         table[key] = [_float(v) for v in _column(runs, f"params.{key}")]
     for key in ("filters", "blocks"):
         table[key] = [_json_list(v) for v in _column(runs, f"params.{key}")]
+    # Runs logged before the pretrained backbone existed trained the ResNet; baselines have none.
+    deep = np.isin(table["kind"].to_numpy(), ("train", "trial", "cv"))
+    table["backbone"] = _column(runs, "params.backbone").fillna("").to_numpy()
+    table.loc[deep & (table["backbone"] == ""), "backbone"] = "resnet"
     table["objective_kind"] = _column(runs, "params.objective").to_numpy()
     table["data_digest"] = _column(runs, "params.data_digest").to_numpy()
     for key in ("baseline_model", "baseline_C", "baseline_C_au"):
