@@ -63,6 +63,19 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": {},
 }
 
+# Keys that shape the ResNet only: with backbone=fer_xception they change nothing, so a study
+# that varied them would spend its trials on one model.
+RESNET_ONLY_KEYS = (
+    "stem_filters",
+    "stem_stride",
+    "stem_pool",
+    "filters",
+    "blocks",
+    "strides",
+    "drop_path",
+    "bn_momentum",
+)
+
 ARCHITECTURE_KEYS = (
     "backbone",
     "image_size",

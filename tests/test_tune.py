@@ -73,8 +73,8 @@ def test_bundled_spaces_load_and_match_the_documented_path() -> None:
     link = REPO / "search_spaces"
     assert link.is_symlink() and not Path(link.readlink()).is_absolute()
     assert load_search_space(link / "seed.yaml").text == seed.text
-    # both fit the default and the tiny configs
-    for cfg in (load_config(None, []), tiny_cfg()):
+    # both fit the ResNet presets (the pretrained default has no widths to vary: see below)
+    for cfg in (load_config(None, ["preset=resnet"]), tiny_cfg()):
         ss.check_space(seed, cfg)
         ss.check_space(quick, cfg)
 
@@ -122,9 +122,19 @@ def test_types_are_inferred_and_numeric_strings_accepted(tmp_path: Path) -> None
     assert isinstance(space.params["epochs"], ss.IntParam)
 
 
+def test_a_space_that_shapes_the_resnet_needs_the_resnet() -> None:
+    """The quick and seed spaces vary widths and depths, which the pretrained default does not have."""
+    for name, first in (("quick", "params.filters"), ("seed", "params.filters")):
+        with pytest.raises(ConfigError, match=f"search space .*{name}.yaml: {first} shapes the ResNet only") as err:
+            ss.check_space(load_search_space(name), load_config(None, []))
+        assert "--set preset=resnet" in str(err.value)
+        ss.check_space(load_search_space(name), load_config(None, ["preset=resnet"]))
+    ss.check_space(load_search_space("cpu"), load_config(None, []))
+
+
 def test_suggest_config_suggests_one_value_per_stage() -> None:
     space = load_search_space("seed")
-    base = load_config(None, [])  # 3 stages; the seed space has 2
+    base = load_config(None, ["preset=resnet"])  # 3 stages; the seed space has 2
     fixed = {"l2": 1e-3, "filters_1": 64, "filters_2": 256, "blocks_1": 3, "blocks_2": 6, "epochs": 15}
     cfg = suggest_config(optuna.trial.FixedTrial({**fixed, "learning_rate": 1e-3}), space, base)
     assert (cfg.filters, cfg.blocks, cfg.strides) == ((64, 256), (3, 6), (1, 2))

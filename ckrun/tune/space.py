@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from ckrun.config import TrainConfig
+from ckrun.config import RESNET_ONLY_KEYS, TrainConfig
 from ckrun.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -233,6 +233,14 @@ def _space_error(exc: ValidationError, path: Path) -> str:
 
 def check_space(space: SearchSpace, base: TrainConfig) -> None:
     """Every bound and choice must be a valid value of its config key (fail before any trial)."""
+    if base.backbone != "resnet" and "backbone" not in space.params:
+        inert = [f"params.{name}" for name in space.params if name in RESNET_ONLY_KEYS]
+        inert += ["stages"] if space.stages else []
+        if inert:
+            raise ConfigError(
+                f"search space {space.source}: {inert[0]} shapes the ResNet only, and the base config "
+                f"fine-tunes backbone={base.backbone}: add --set preset=resnet (or --set backbone=resnet)"
+            )
     stages = space.stages or len(base.filters)
     for name, spec in space.params.items():
         values = spec.choices if isinstance(spec, CategoricalParam) else [spec.low, spec.high]
