@@ -63,18 +63,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": {},
 }
 
+RESNET_ARCHITECTURE_KEYS = ("stem_filters", "stem_stride", "stem_pool", "filters", "blocks", "strides")
 # Keys that shape the ResNet only: with backbone=fer_xception they change nothing, so a study
 # that varied them would spend its trials on one model.
-RESNET_ONLY_KEYS = (
-    "stem_filters",
-    "stem_stride",
-    "stem_pool",
-    "filters",
-    "blocks",
-    "strides",
-    "drop_path",
-    "bn_momentum",
-)
+RESNET_ONLY_KEYS = (*RESNET_ARCHITECTURE_KEYS, "drop_path", "bn_momentum")
 
 ARCHITECTURE_KEYS = (
     "backbone",
@@ -283,6 +275,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})")
         base = PRESETS[preset]
         merged = {**base, **RECIPES[preset], **data}
+        if "backbone" not in data and any(key in data for key in RESNET_ARCHITECTURE_KEYS):
+            # Naming the ResNet's shape means the ResNet: a config.yaml logged before the
+            # pretrained default (it has no backbone key) still rebuilds the network it trained.
+            merged["backbone"] = "resnet"
         given = [k for k in ("filters", "blocks") if k in data and isinstance(data[k], list | tuple)]
         if len(given) == 1 and "strides" not in data:
             # The depth changed through one list: derive the other lists from the preset

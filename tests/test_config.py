@@ -65,6 +65,22 @@ def test_the_default_fine_tunes_the_pretrained_network_and_preset_resnet_is_the_
     assert default.updated(backbone="resnet").image_size == 64  # --set backbone keeps the preset's size
 
 
+def test_a_config_logged_before_the_pretrained_default_still_means_the_resnet() -> None:
+    import yaml
+
+    from ckrun.config import build_config
+
+    current = load_config()
+    assert build_config(yaml.safe_load(current.to_yaml())) == current  # a new config.yaml names its backbone
+    old = yaml.safe_load(load_config(None, ["preset=resnet"]).to_yaml())
+    old.pop("backbone")
+    old["preset"] = "default"  # what a run logged before the option was added looks like
+    rebuilt = build_config(old)
+    assert (rebuilt.backbone, rebuilt.image_size, rebuilt.filters) == ("resnet", 96, (32, 64, 128))
+    assert load_config(None, ["filters=[16,32]"]).backbone == "resnet"  # widths name the ResNet
+    assert load_config(None, ["filters=[16,32]", "backbone=fer_xception"]).backbone == "fer_xception"
+
+
 def test_each_preset_brings_its_recipe_and_set_still_wins() -> None:
     """The default preset trains with its chosen recipe; tiny and seed keep the plain one."""
     assert set(RECIPES) == set(PRESETS) and RECIPES["default"] and not RECIPES["tiny"]
