@@ -13,7 +13,7 @@ import pytest
 from ckrun import tracking
 from ckrun.config import load_config
 from ckrun.errors import ConfigError
-from ckrun.explain.gradcam import last_feature_layer
+from ckrun.explain.gradcam import gradcam, last_feature_layer
 from ckrun.model import xception
 from ckrun.model.resnet import AU_HEAD, EMOTION_HEAD, build_model
 
@@ -61,6 +61,8 @@ def test_the_two_headed_model_starts_from_the_pretrained_features() -> None:
     assert tuple(out[EMOTION_HEAD].shape) == (2, 3) and tuple(out[AU_HEAD].shape) == (2, 5)
     # Grad-CAM reads the last residual module's 4 x 4 map, not the grid pool's cells.
     assert last_feature_layer(model).name == "fer_add_4"
+    maps = gradcam(model, (_pixels(2) - 120.0) / 50.0, [(EMOTION_HEAD, 0), (AU_HEAD, 4)])
+    assert maps.shape == (2, 2, 64, 64) and np.isfinite(maps).all() and maps.max() > 0
     # Any input size works (the network is convolutional): 48 px faces give a 3 x 3 map.
     small = load_config(overrides=["backbone=fer_xception", "image_size=48"])
     assert small.final_feature_size == 3
