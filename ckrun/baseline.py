@@ -84,7 +84,7 @@ def _description(selection: Selection, data: PreparedData) -> str:
         f"{family_label(kept.family)} baseline: {FAMILIES[kept.family].description} of "
         f"{BASELINE_SIZE}x{BASELINE_SIZE} grey faces, C = {_c_text(kept.c_emotion)} (emotion) and "
         f"{_c_text(kept.c_au)} (AUs) chosen on validation; kept by validation objective among: {tried}. "
-        f"A floor for the ResNet on {data.name} (digest {data.digest})."
+        f"A floor for the deep runs on {data.name} (digest {data.digest})."
     )
 
 

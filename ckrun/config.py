@@ -223,7 +223,7 @@ class TrainConfig(BaseModel):
     fusion: Literal["none", "baseline"] = Field(
         "none",
         description="baseline: average the strongest linear baseline (ckrun baseline --model best, fitted on this "
-        "run's split) into the ResNet's probabilities; the logged model carries it",
+        "run's split) into the network's probabilities; the logged model carries it",
     )
     fusion_weight: float | None = Field(
         None,

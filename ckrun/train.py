@@ -314,7 +314,7 @@ def train(
             if verbose:
                 echo(
                     f"fusion: {fused.family} baseline weight {fused.metrics['fusion_weight_chosen']:g} "
-                    f"(val objective: ResNet {fused.metrics['unfused_val_objective']:.3f}, "
+                    f"(val objective: network {fused.metrics['unfused_val_objective']:.3f}, "
                     f"baseline {fused.metrics['fusion_baseline_val_objective']:.3f})"
                 )
         evaluations, thresholds = score_splits(probs, arrays, aus, cfg)
