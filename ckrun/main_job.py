@@ -167,7 +167,9 @@ def summary(result: MainJobResult) -> str:
         lines.append(f"{key:24s}" + "".join(f"{fmt(metrics, key):>{width}s}" for _, metrics in columns))
     lines.append("")
     weight = result.train_metrics.get("fusion_weight_chosen")
-    if weight is not None:
+    if weight == 0:
+        lines.append("the default run's fusion (fusion=baseline) chose weight 0 on val: it is the network alone")
+    elif weight is not None:
         lines.append(
             f"the default run averages its own linear baseline in at weight {weight:g} (fusion=baseline); "
             f"the network alone: test_emotion_accuracy {fmt(result.train_metrics, 'unfused_test_emotion_accuracy')}, "

@@ -115,3 +115,6 @@ def test_run_summary_sets_the_baseline_beside_each_deep_run_and_flags_a_loser(ml
         "the default run averages its own linear baseline in at weight 0.3 (fusion=baseline); the network alone: "
         "test_emotion_accuracy 0.930, test_au_f1 0.640"
     ) in text
+    alone = fused | {"fusion_weight_chosen": 0.0}
+    text = summary(MainJobResult("b", "t", alone, baseline, baseline_model="hog-svm"))
+    assert "chose weight 0 on val: it is the network alone" in text and "averages" not in text
