@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fer_xception": {"backbone": "fer_xception", "image_size": 64},
     # The default before it was the pretrained network: the ResNet from scratch at 96 px, same recipe.
     "resnet": {"preset": "resnet"},
+    # The AU head of the pretrained network on a 4 x 4 grid (one cell per pixel of its last map).
+    "grid4": {"pool_grid": 4},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")
