@@ -346,7 +346,7 @@ class TrainConfig(BaseModel):
     @property
     def final_feature_size(self) -> int:
         if self.backbone == "fer_xception":  # two unpadded 3x3 convs, then four stride-2 modules
-            return math.ceil((self.image_size - 4) / 16)
+            return math.ceil((self.image_size - 4) / self.total_stride)
         return math.ceil(self.image_size / self.total_stride)
 
     def params(self) -> dict[str, str]:

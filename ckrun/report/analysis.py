@@ -115,6 +115,8 @@ def best_run_text(
             f"It leads the next run, {runner['run']} ({fmt(runner['objective'])}), by "
             f"{fmt(best['objective'] - runner['objective'])} out of {len(trained)} trained runs."
         )
+    # Widths and depths are the ResNet's; the pretrained network's are fixed by its weights.
+    resnet = best.get("backbone") != "fer_xception"
     hp = [
         f"{label} {value}"
         for label, value in (
@@ -122,9 +124,8 @@ def best_run_text(
             ("l2", _num(best.get("l2"))),
             ("learning rate", _num(best.get("learning_rate"))),
             ("epochs", _num(best.get("epochs"))),
-            # Widths and depths are the ResNet's; the pretrained network's are fixed by its weights.
-            ("filters", _lst(best.get("filters")) if best.get("backbone") != "fer_xception" else ""),
-            ("blocks", _lst(best.get("blocks")) if best.get("backbone") != "fer_xception" else ""),
+            ("filters", _lst(best.get("filters")) if resnet else ""),
+            ("blocks", _lst(best.get("blocks")) if resnet else ""),
         )
         if value
     ]
