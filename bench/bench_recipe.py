@@ -71,9 +71,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The AU head of the pretrained network on a 4 x 4 grid (one cell per pixel of its last map).
     "grid4": {"pool_grid": 4},
     # Fine-tuning budget (bench/README "Fine-tuning budget"): the pretrained network's val emotion
-    # accuracy peaks by epoch 5-10 of 40 on the synthetic set. One model of 40 epochs (the default
-    # until 2026-12-07), one of 20, a lower learning rate (fine-tuning on a domain close to the
-    # pretraining one), and two seeds of 20 epochs (the default now, at the cost of 40).
+    # accuracy peaks by epoch 5-10 of 40 on the synthetic set. The default spelt out (one model
+    # of 40 epochs), one of 20, a lower learning rate (fine-tuning on a domain close to the
+    # pretraining one), and two seeds of 20 epochs at the cost of one of 40.
     "single40": {"epochs": 40, "ensemble_seeds": 1},
     "epochs20": {"epochs": 20, "ensemble_seeds": 1},
     "lr3e-4": {"learning_rate": 3e-4, "epochs": 40, "ensemble_seeds": 1},

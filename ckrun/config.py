@@ -56,15 +56,9 @@ _SMALL_SET_RECIPE: dict[str, Any] = {
     "pooling": "grid_au",
     "fusion": "baseline",
 }
-# The pretrained network converges in a few epochs (its val emotion accuracy peaked by epoch
-# 5-10 of 40 on the synthetic set) and then only overfits, so `default` spends the ResNet's
-# 40-epoch budget on two seeds of 20 epochs averaged: a seed ensemble, the standard variance
-# remedy for small sets (ensembles of CNNs lead the FER benchmarks: Pramerdorfer & Kampel 2016),
-# where one ~200-image split moves a single model by +-0.03. Same cost; bench/README "Fine-tuning
-# budget". The ResNet from scratch keeps its 40 epochs and one model.
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {},
-    "default": {**_SMALL_SET_RECIPE, "epochs": 20, "ensemble_seeds": 2},
+    "default": _SMALL_SET_RECIPE,
     "resnet": _SMALL_SET_RECIPE,
     "seed": {},
 }

