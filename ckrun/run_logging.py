@@ -39,11 +39,17 @@ def describe_network(cfg: TrainConfig) -> str:
     )
 
 
+def _epochs(cfg: TrainConfig) -> str:
+    if cfg.early_stopping:
+        return f"up to {cfg.epochs} epochs (stopping after {cfg.early_stopping} without a better val objective)"
+    return f"{cfg.epochs} epochs"
+
+
 def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
     seeds = f", {cfg.ensemble_seeds} seeds averaged" if cfg.ensemble_seeds > 1 else ""
     return (
         f"{describe_network(cfg)} with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), "
-        f"{cfg.epochs} epochs{seeds}, "
+        f"{_epochs(cfg)}{seeds}, "
         f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
     )
 

@@ -189,6 +189,11 @@ def fit_model(
             train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, verbose=0, shuffle=False
         )
     seconds = time.perf_counter() - start
+    if verbose and selection.stopped_epoch:
+        echo(
+            f"{prefix}stopped after epoch {selection.stopped_epoch} of {cfg.epochs}: no better val objective for "
+            f"{cfg.early_stopping} epochs (early_stopping); keeping epoch {selection.selected_epoch}"
+        )
     renamed: dict[str, list[float]] = {}
     for key, values in history.history.items():
         renamed[names.keras_to_mlflow(key) if key != "val_objective" else key] = [float(v) for v in values]

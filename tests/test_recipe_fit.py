@@ -106,6 +106,25 @@ def test_smoothed_selection_restores_the_epoch_of_the_best_centred_mean(monkeypa
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
 
 
+def test_early_stopping_ends_the_fit_says_so_and_keeps_the_best_epoch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ckrun.model.callbacks
+
+    # Best at epoch 2, then three epochs without a better one: a patience of 3 stops after epoch 5.
+    script = iter([0.5, 0.7, 0.6, 0.7, 0.65, 0.95, 0.95, 0.95])
+    monkeypatch.setattr(ckrun.model.callbacks.names, "objective", lambda *a, **k: next(script))
+    cfg = load_config(overrides=["preset=tiny", "batch_size=8", "epochs=8", "early_stopping=3"])
+    recorder = Recorder()
+    outcome = fit_model(cfg, ARRAYS, PREP, callbacks=[recorder], verbose=True)
+    assert len(outcome.history["val_objective"]) == len(recorder.epochs) == 5
+    assert (outcome.best_epoch, outcome.selection_score) == (2, pytest.approx(0.7))
+    for got, want in zip(outcome.model.get_weights(), recorder.epochs[1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    out = capsys.readouterr().out
+    assert "stopped after epoch 5 of 8: no better val objective for 3 epochs (early_stopping); keeping epoch 2" in out
+
+
 def test_no_variable_is_created_inside_a_traced_step() -> None:
     """The loss and metric state exists before the first trace: TensorFlow traces a step that creates
     variables twice, which cost about 4 s of every fit and trial (mixup on, so the

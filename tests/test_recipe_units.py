@@ -331,9 +331,11 @@ def test_selection_keeps_the_candidate_weights_and_stops_on_patience() -> None:
     selection = EpochSelection("best_epoch", patience=2, candidate=lambda: averaged)
     selection.set_model(model)
     selection.on_train_begin()
-    for i, value in enumerate([0.6, 0.5, 0.55]):
+    for i, value in enumerate([0.6, 0.5]):
         selection.on_epoch_end(i, {"val_objective": value})
-    assert model.stop_training
+    assert not getattr(model, "stop_training", False) and selection.stopped_epoch == 0  # one epoch without a better one
+    selection.on_epoch_end(2, {"val_objective": 0.55})
+    assert model.stop_training and selection.stopped_epoch == 3
     selection.on_train_end()
     np.testing.assert_array_equal(model.get_weights()[0], averaged[0])
 
@@ -426,5 +428,8 @@ def test_the_run_description_says_how_many_seeds_it_averages() -> None:
     data = SimpleNamespace(name="D", manifest=pd.DataFrame({"split": ["train"] * 3}), digest="abc")
     one = describe_run(load_config(), data)  # type: ignore[arg-type]
     two = describe_run(load_config(None, ["ensemble_seeds=2", "epochs=20"]), data)  # type: ignore[arg-type]
-    assert "40 epochs, on D (3 images" in one and "seeds" not in one
-    assert "20 epochs, 2 seeds averaged, on D (3 images" in two
+    assert "up to 40 epochs (stopping after 12 without a better val objective), on D (3 images" in one
+    assert "seeds" not in one
+    assert "20 epochs (stopping after 12 without a better val objective), 2 seeds averaged, on D" in two
+    plain = describe_run(load_config(None, ["early_stopping=0"]), data)  # type: ignore[arg-type]
+    assert ", 40 epochs, on D (3 images" in plain and "stopping" not in plain

@@ -416,6 +416,16 @@ def test_majority_row_scores_always_predicting_the_training_majority() -> None:
     assert row["val_emotion_f1"] == pytest.approx((2 * (1 / 3) / (1 + 1 / 3)) / 3)
 
 
+def test_the_epochs_cell_says_when_a_fit_stopped_early() -> None:
+    from ckrun.report.sections import _epochs_cell
+
+    assert _epochs_cell({"epochs": 40, "best_epoch": 9, "epochs_run": 21}) == "21 of 40 (9)"
+    assert _epochs_cell({"epochs": 40, "best_epoch": 33, "epochs_run": 40}) == "40 (33)"
+    assert _epochs_cell({"epochs": 40, "best_epoch": float("nan"), "epochs_run": 21}) == "21 of 40"
+    assert _epochs_cell({"epochs": 30, "best_epoch": 7}) == "30 (7)"  # logged before epochs_run existed
+    assert _epochs_cell({"best_epoch": 7}) == "–"  # the baseline trains no epochs
+
+
 def test_html_is_escaped_and_self_contained_and_markdown_links_relative(tmp_path: Path) -> None:
     png = tmp_path / "figures" / "a.png"
     png.parent.mkdir()

@@ -63,6 +63,7 @@ class EpochSelection(keras.callbacks.Callback):
         self._selected: Weights | None = None
         self._pending: dict[int, Weights] = {}  # smoothed: epochs whose window is still open
         self._best_raw, self._wait = -np.inf, 0
+        self.stopped_epoch = 0  # the epoch after which patience ended the fit (0: it did not)
 
     def _weights(self) -> Weights:
         averaged = self._candidate() if self._candidate else None
@@ -90,6 +91,7 @@ class EpochSelection(keras.callbacks.Callback):
             self._wait += 1
             if self.patience and self._wait >= self.patience:
                 self.model.stop_training = True
+                self.stopped_epoch = number
 
     def _settle(self, final: bool) -> None:
         """Smoothed rule: score each pending epoch once its window is complete (all at the end)."""

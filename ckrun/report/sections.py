@@ -41,10 +41,12 @@ def objective_label(kind: str) -> str:
 
 
 def _epochs_cell(row: Mapping[str, Any]) -> str:
-    epochs, best = row.get("epochs", math.nan), row.get("best_epoch", math.nan)
+    """Epochs asked for, e.g. ``40 (9)`` with the kept epoch; ``21 of 40 (9)`` when the fit stopped early."""
+    epochs, best, ran = row.get("epochs", math.nan), row.get("best_epoch", math.nan), row.get("epochs_run", math.nan)
     if _nan(epochs):
         return "–"
-    return f"{int(epochs)} ({int(best)})" if not _nan(best) and best > 0 else str(int(epochs))
+    cell = f"{int(ran)} of {int(epochs)}" if not _nan(ran) and 0 < ran < epochs else str(int(epochs))
+    return f"{cell} ({int(best)})" if not _nan(best) and best > 0 else cell
 
 
 def _nan(value: Any) -> bool:

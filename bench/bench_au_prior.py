@@ -1,0 +1,120 @@
+"""Would an emotion-conditioned AU prior (label co-occurrence) help the AU head? Replayed on logged runs.
+
+    .venv/bin/python bench/bench_au_prior.py STORE [STORE ...] [--name-like 'default-%']
+
+CK+'s emotion labels were assigned from each sequence's FACS codes, so which AUs are active is
+strongly tied to the emotion, and the emotion head is the more accurate one. The prior this
+tries: P(AU | emotion) counted on the run's own training rows (Laplace-smoothed), mixed into
+the AU head's probabilities as (1 - w) * p_au + w * sum_e p(e | image) * P(AU | e), with `w`
+chosen on val by AU macro-F1 from 0, 0.1, ..., 0.5 (ties to the smaller) and the AU thresholds
+re-tuned on the mixed val probabilities by the run's rule (ckrun.metrics.tune_thresholds).
+
+Every input is what a run already logged: `data/split.csv` (the training rows' labels) and
+`predictions/{val,test}.csv` (the fused, flipped probabilities the run scored), so nothing is
+trained. w = 0 reproduces the run's logged `test_au_f1`, which the table shows as a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+CLASSES = ("negative", "positive", "surprise")
+
+
+def au_prior(train: pd.DataFrame, aus: list[str]) -> np.ndarray:
+    """P(AU | emotion) on labelled training rows, (positives + 1) / (rows + 2): classes x AUs."""
+    rows = train[train["emotion"].isin(CLASSES)]
+    return np.array(
+        [
+            [(rows.loc[rows["emotion"] == c, a].fillna(0).clip(lower=0).sum() + 1) / ((rows["emotion"] == c).sum() + 2)
+             for a in aus]
+            for c in CLASSES
+        ]
+    )  # fmt: skip
+
+
+def _parts(table: pd.DataFrame, aus: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    emotion = table[[f"p_{c}" for c in CLASSES]].to_numpy(float)
+    probs = table[[f"{a}_prob" for a in aus]].to_numpy(float)
+    targets = table[[f"{a}_true" for a in aus]].fillna(-1).to_numpy(float)
+    return emotion, probs, targets
+
+
+def replay(folder: Path, min_positives: int, shrinkage: float) -> dict[str, float]:
+    """Test AU macro/weighted F1 without the prior, with val's weight, and at each fixed weight."""
+    from ckrun.metrics import au_scores, tune_thresholds
+
+    split = pd.read_csv(folder / "data" / "split.csv")
+    val, test = (pd.read_csv(folder / "predictions" / f"{s}.csv") for s in ("val", "test"))
+    aus = [c.removesuffix("_prob") for c in val.columns if c.endswith("_prob")]
+    prior = au_prior(split[split["split"] == "train"], aus)
+    (ve, vp, vy), (te, tp, ty) = _parts(val, aus), _parts(test, aus)
+
+    def scores(w: float) -> tuple[float, float, float]:
+        v_mix, t_mix = (1 - w) * vp + w * (ve @ prior), (1 - w) * tp + w * (te @ prior)
+        thresholds = tune_thresholds(vy, v_mix, min_positives=min_positives, shrinkage=shrinkage)
+        v, _ = au_scores(vy, v_mix, thresholds, aus)
+        t, _ = au_scores(ty, t_mix, thresholds, aus)
+        return round(v["au_f1"], 9), t["au_f1"], t["au_f1_weighted"]
+
+    by_weight = {w: scores(w) for w in GRID}
+    chosen = GRID[int(np.argmax([by_weight[w][0] for w in GRID]))]
+    out = {"w": chosen, "macro_0": by_weight[0.0][1], "weighted_0": by_weight[0.0][2]}
+    out |= {"macro_w": by_weight[chosen][1], "weighted_w": by_weight[chosen][2]}
+    out |= {f"macro_{w}": by_weight[w][1] for w in GRID[1:]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stores", nargs="+", help="MLflow tracking URIs of bench_recipe.py or ckrun stores")
+    parser.add_argument("--name-like", default="%", help="SQL LIKE pattern on run names (default: every run)")
+    parser.add_argument("--min-positives", type=int, default=10, help="threshold_min_positives of the runs")
+    parser.add_argument("--shrinkage", type=float, default=0.5, help="threshold_shrinkage of the runs")
+    args = parser.parse_args()
+
+    from mlflow.tracking import MlflowClient
+
+    from ckrun.markdown import markdown_table
+
+    rows = []
+    for store in args.stores:
+        client = MlflowClient(tracking_uri=store)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        query = f"attributes.run_name LIKE '{args.name_like}'"
+        for run in client.search_runs(experiments, query, max_results=5000):
+            paths = {a.path for folder in ("data", "predictions") for a in client.list_artifacts(run.info.run_id, folder)}
+            needed = {"data/split.csv", "predictions/val.csv", "predictions/test.csv"}
+            if not needed <= paths or "test_au_f1" not in run.data.metrics:
+                continue  # e.g. a baseline run: its split is its network's
+            with tempfile.TemporaryDirectory() as tmp:
+                for folder in ("data", "predictions"):
+                    client.download_artifacts(run.info.run_id, folder, tmp)
+                result = replay(Path(tmp), args.min_positives, args.shrinkage)
+            rows.append({"run": run.info.run_name, "logged": run.data.metrics["test_au_f1"], **result})
+    if not rows:
+        raise SystemExit("no run with logged val/test predictions and a test AU F1 in the given stores")
+    table = pd.DataFrame(rows).sort_values("run")
+    columns = ["run", "logged", "macro_0", "w", "macro_w", "weighted_0", "weighted_w"]
+    print(markdown_table(table[columns], index=False, floatfmt=".3f"))
+    delta = table["macro_w"] - table["macro_0"]
+    print(
+        f"\n{len(table)} runs. Test AU macro-F1 with val's weight minus without: {delta.mean():+.4f} "
+        f"(better on {(delta > 1e-9).sum()}, worse on {(delta < -1e-9).sum()}); weighted-F1 "
+        f"{(table['weighted_w'] - table['weighted_0']).mean():+.4f}."
+    )
+    fixed = ", ".join(f"w={w}: {(table[f'macro_{w}'] - table['macro_0']).mean():+.4f}" for w in GRID[1:])
+    print(f"At a fixed weight, mean change in test AU macro-F1: {fixed}.")
+
+
+if __name__ == "__main__":
+    main()
