@@ -92,7 +92,8 @@ def main() -> None:
         experiments = [e.experiment_id for e in client.search_experiments()]
         query = f"attributes.run_name LIKE '{args.name_like}'"
         for run in client.search_runs(experiments, query, max_results=5000):
-            paths = {a.path for folder in ("data", "predictions") for a in client.list_artifacts(run.info.run_id, folder)}
+            listed = (client.list_artifacts(run.info.run_id, folder) for folder in ("data", "predictions"))
+            paths = {a.path for artifacts in listed for a in artifacts}
             needed = {"data/split.csv", "predictions/val.csv", "predictions/test.csv"}
             if not needed <= paths or "test_au_f1" not in run.data.metrics:
                 continue  # e.g. a baseline run: its split is its network's

@@ -57,8 +57,8 @@ _SMALL_SET_RECIPE: dict[str, Any] = {
     "fusion": "baseline",
 }
 # The pretrained network is near its best val objective after 9-30 of its 40 epochs and seldom
-# improves after a dozen epochs without a new best: replayed through the epoch selection, 23 of
-# 24 logged 30-50-epoch fits kept the same epoch with a patience of 12, for 82% of the epochs
+# improves after a dozen epochs without a new best: replayed through the epoch selection, 28 of
+# 29 logged 30-50-epoch fits kept the same epoch with a patience of 12, for 82% of the epochs
 # (bench/README.md, "Early stopping"). A fit's curve up to any epoch does not depend on where
 # it stops, so what patience costs is only the rare late best it never reaches.
 _PRETRAINED_RECIPE: dict[str, Any] = {**_SMALL_SET_RECIPE, "early_stopping": 12}
