@@ -40,7 +40,7 @@ def describe_network(cfg: TrainConfig) -> str:
 
 
 def _epochs(cfg: TrainConfig) -> str:
-    if cfg.early_stopping:
+    if 0 < cfg.early_stopping < cfg.epochs:  # a patience as long as the fit can never end it
         return f"up to {cfg.epochs} epochs (stopping after {cfg.early_stopping} without a better val objective)"
     return f"{cfg.epochs} epochs"
 

@@ -431,5 +431,6 @@ def test_the_run_description_says_how_many_seeds_it_averages() -> None:
     assert "up to 40 epochs (stopping after 12 without a better val objective), on D (3 images" in one
     assert "seeds" not in one
     assert "20 epochs (stopping after 12 without a better val objective), 2 seeds averaged, on D" in two
-    plain = describe_run(load_config(None, ["early_stopping=0"]), data)  # type: ignore[arg-type]
-    assert ", 40 epochs, on D (3 images" in plain and "stopping" not in plain
+    for plain_overrides in (["early_stopping=0"], ["epochs=12"]):  # no patience, or one the fit never reaches
+        plain = describe_run(load_config(None, plain_overrides), data)  # type: ignore[arg-type]
+        assert " epochs, on D (3 images" in plain and "stopping" not in plain and "up to" not in plain
