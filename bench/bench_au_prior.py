@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,43 +25,40 @@ import pandas as pd
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-CLASSES = ("negative", "positive", "surprise")
 
 
 def au_prior(train: pd.DataFrame, aus: list[str]) -> np.ndarray:
     """P(AU | emotion) on labelled training rows, (positives + 1) / (rows + 2): classes x AUs."""
-    rows = train[train["emotion"].isin(CLASSES)]
+    from ckrun.data.labels import EMOTION_CLASSES
+
+    rows = train[train["emotion"].isin(EMOTION_CLASSES)]
     return np.array(
         [
             [(rows.loc[rows["emotion"] == c, a].fillna(0).clip(lower=0).sum() + 1) / ((rows["emotion"] == c).sum() + 2)
              for a in aus]
-            for c in CLASSES
+            for c in EMOTION_CLASSES
         ]
     )  # fmt: skip
 
 
-def _parts(table: pd.DataFrame, aus: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    emotion = table[[f"p_{c}" for c in CLASSES]].to_numpy(float)
-    probs = table[[f"{a}_prob" for a in aus]].to_numpy(float)
-    targets = table[[f"{a}_true" for a in aus]].fillna(-1).to_numpy(float)
-    return emotion, probs, targets
-
-
-def replay(folder: Path, min_positives: int, shrinkage: float) -> dict[str, float]:
-    """Test AU macro/weighted F1 without the prior, with val's weight, and at each fixed weight."""
+def replay(run_id: str, min_positives: int, shrinkage: float) -> dict[str, float] | None:
+    """Test AU macro/weighted F1 without the prior, with val's weight, and at each fixed weight;
+    None for a run without the logged split and predictions (e.g. a baseline run)."""
     from ckrun.metrics import au_scores, tune_thresholds
+    from ckrun.report import collect
 
-    split = pd.read_csv(folder / "data" / "split.csv")
-    val, test = (pd.read_csv(folder / "predictions" / f"{s}.csv") for s in ("val", "test"))
-    aus = [c.removesuffix("_prob") for c in val.columns if c.endswith("_prob")]
-    prior = au_prior(split[split["split"] == "train"], aus)
-    (ve, vp, vy), (te, tp, ty) = _parts(val, aus), _parts(test, aus)
+    split = collect.split_manifest(run_id)
+    val, test = collect.predictions(run_id, "val"), collect.predictions(run_id, "test")
+    if split is None or val is None or test is None:
+        return None
+    prior = au_prior(split[split["split"] == "train"], val.aus)
 
     def scores(w: float) -> tuple[float, float, float]:
-        v_mix, t_mix = (1 - w) * vp + w * (ve @ prior), (1 - w) * tp + w * (te @ prior)
-        thresholds = tune_thresholds(vy, v_mix, min_positives=min_positives, shrinkage=shrinkage)
-        v, _ = au_scores(vy, v_mix, thresholds, aus)
-        t, _ = au_scores(ty, t_mix, thresholds, aus)
+        v_mix = (1 - w) * val.au_probs + w * (val.emotion_probs @ prior)
+        t_mix = (1 - w) * test.au_probs + w * (test.emotion_probs @ prior)
+        thresholds = tune_thresholds(val.au_targets, v_mix, min_positives=min_positives, shrinkage=shrinkage)
+        v, _ = au_scores(val.au_targets, v_mix, thresholds, val.aus)
+        t, _ = au_scores(test.au_targets, t_mix, thresholds, test.aus)
         return round(v["au_f1"], 9), t["au_f1"], t["au_f1_weighted"]
 
     by_weight = {w: scores(w) for w in GRID}
@@ -82,26 +77,18 @@ def main() -> None:
     parser.add_argument("--shrinkage", type=float, default=0.5, help="threshold_shrinkage of the runs")
     args = parser.parse_args()
 
-    from mlflow.tracking import MlflowClient
+    from _store import logged_runs
 
     from ckrun.markdown import markdown_table
 
     rows = []
     for store in args.stores:
-        client = MlflowClient(tracking_uri=store)
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        query = f"attributes.run_name LIKE '{args.name_like}'"
-        for run in client.search_runs(experiments, query, max_results=5000):
-            listed = (client.list_artifacts(run.info.run_id, folder) for folder in ("data", "predictions"))
-            paths = {a.path for artifacts in listed for a in artifacts}
-            needed = {"data/split.csv", "predictions/val.csv", "predictions/test.csv"}
-            if not needed <= paths or "test_au_f1" not in run.data.metrics:
-                continue  # e.g. a baseline run: its split is its network's
-            with tempfile.TemporaryDirectory() as tmp:
-                for folder in ("data", "predictions"):
-                    client.download_artifacts(run.info.run_id, folder, tmp)
-                result = replay(Path(tmp), args.min_positives, args.shrinkage)
-            rows.append({"run": run.info.run_name, "logged": run.data.metrics["test_au_f1"], **result})
+        for run in logged_runs(store, f"attributes.run_name LIKE '{args.name_like}'"):
+            if "test_au_f1" not in run.data.metrics:
+                continue
+            result = replay(run.info.run_id, args.min_positives, args.shrinkage)
+            if result is not None:
+                rows.append({"run": run.info.run_name, "logged": run.data.metrics["test_au_f1"], **result})
     if not rows:
         raise SystemExit("no run with logged val/test predictions and a test AU F1 in the given stores")
     table = pd.DataFrame(rows).sort_values("run")

@@ -64,15 +64,14 @@ def replay(values: np.ndarray, patience: int) -> tuple[int, int]:
 
 
 def curves(store: str, min_epochs: int) -> list[Curve]:
-    from mlflow.tracking import MlflowClient
+    from _store import logged_runs
 
-    client = MlflowClient(tracking_uri=store)
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    from ckrun import tracking
+
     out: list[Curve] = []
-    for run in client.search_runs(experiments, "params.backbone = 'fer_xception'", max_results=5000):
+    for run in logged_runs(store, "params.backbone = 'fer_xception'"):
         for key in sorted(k for k in run.data.metrics if k.endswith("val_objective") and k != "unfused_val_objective"):
-            history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
-            values = np.array([m.value for m in history], float)
+            values = np.array([value for _, value in tracking.metric_history(run.info.run_id, key)], float)
             if len(values) >= min_epochs:
                 out.append(Curve(store, run.info.run_id, key, values))
     return out
