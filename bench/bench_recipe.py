@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "epochs20": {"epochs": 20},
     "lr3e-4": {"learning_rate": 3e-4},
     "seeds2_epochs20": {"ensemble_seeds": 2, "epochs": 20},
+    # Discriminative fine-tuning (bench/README "Discriminative fine-tuning"): the pretrained
+    # layers learn at a tenth (or 0.3) of the heads' rate, so the FER2013 features move less.
+    "pretrained_lr0.1": {"pretrained_lr_scale": 0.1},
+    "pretrained_lr0.3": {"pretrained_lr_scale": 0.3},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

@@ -73,6 +73,8 @@ RESNET_ARCHITECTURE_KEYS = ("stem_filters", "stem_stride", "stem_pool", "filters
 # Keys that shape the ResNet only: with backbone=fer_xception they change nothing, so a study
 # that varied them would spend its trials on one model.
 RESNET_ONLY_KEYS = (*RESNET_ARCHITECTURE_KEYS, "drop_path", "bn_momentum")
+# And the other way round: only a pretrained backbone has layers to fine-tune more gently.
+PRETRAINED_ONLY_KEYS = ("pretrained_lr_scale",)
 
 ARCHITECTURE_KEYS = (
     "backbone",
@@ -181,6 +183,13 @@ class TrainConfig(BaseModel):
     epochs: int = Field(40, ge=1, le=1000)
     batch_size: int = Field(16, ge=1, le=1024)
     learning_rate: float = Field(1e-3, gt=0, le=1)
+    pretrained_lr_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="learning rate of the pretrained backbone's layers as a fraction of learning_rate, the heads "
+        "keeping the full rate (discriminative fine-tuning; backbone=fer_xception only, 1 = one rate for all)",
+    )
     lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"
     warmup_epochs: int = Field(1, ge=0)
     emotion_loss_weight: float = Field(1.0, ge=0)

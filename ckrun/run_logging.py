@@ -48,10 +48,16 @@ def _epochs(cfg: TrainConfig) -> str:
 def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
     seeds = f", {cfg.ensemble_seeds} seeds averaged" if cfg.ensemble_seeds > 1 else ""
     return (
-        f"{describe_network(cfg)} with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({cfg.lr_schedule}), "
+        f"{describe_network(cfg)} with l2={cfg.l2:g}, lr={cfg.learning_rate:g} ({_rate_note(cfg)}), "
         f"{_epochs(cfg)}{seeds}, "
         f"on {data.name} ({len(data.manifest)} images, digest {data.digest})."
     )
+
+
+def _rate_note(cfg: TrainConfig) -> str:
+    if cfg.backbone == "fer_xception" and cfg.pretrained_lr_scale != 1.0:
+        return f"{cfg.lr_schedule}; pretrained layers at {cfg.pretrained_lr_scale:g}x"
+    return cfg.lr_schedule
 
 
 def run_params(cfg: TrainConfig, data: PreparedData, aus: Sequence[str]) -> dict[str, Any]:

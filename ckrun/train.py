@@ -81,6 +81,7 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int) -> Any:
     import keras
 
     total = max(1, cfg.epochs * steps_per_epoch)
+    lr: Any = cfg.learning_rate
     if cfg.lr_schedule == "cosine":
         warmup = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
         lr = keras.optimizers.schedules.CosineDecay(
@@ -90,8 +91,12 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int) -> Any:
             warmup_target=cfg.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-        return keras.optimizers.Adam(learning_rate=lr)
-    return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    if cfg.backbone == "fer_xception" and cfg.pretrained_lr_scale != 1.0:
+        from ckrun.model.optimizer import PrefixScaledAdam
+        from ckrun.model.xception import PREFIX
+
+        return PrefixScaledAdam(learning_rate=lr, prefix=PREFIX, scale=cfg.pretrained_lr_scale)
+    return keras.optimizers.Adam(learning_rate=lr)
 
 
 def fit_model(

@@ -174,7 +174,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("foundation", r"ckrun$|ckrun\.(errors|console|names|config|markdown)$|ckrun\.data(\.(labels|ckformat))?$"),
     ("figures", r"ckrun\.figures(\..+)?$"),
     ("data", r"ckrun\.data\..+$"),
-    ("model", r"ckrun\.model(\.(resnet|xception|objectives|losses|averaging|selection))?$"),
+    ("model", r"ckrun\.model(\.(resnet|xception|objectives|losses|averaging|selection|optimizer))?$"),
     (
         "inference",
         r"ckrun\.(metrics|arrays|tta|predict|predictions|uncertainty|calibration|au_evaluation|emfacs|fusion"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from ckrun.config import RESNET_ONLY_KEYS, TrainConfig
+from ckrun.config import PRETRAINED_ONLY_KEYS, RESNET_ONLY_KEYS, TrainConfig
 from ckrun.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -240,6 +240,13 @@ def check_space(space: SearchSpace, base: TrainConfig) -> None:
             raise ConfigError(
                 f"search space {space.source}: {inert[0]} shapes the ResNet only, and the base config "
                 f"fine-tunes backbone={base.backbone}: add --set preset=resnet (or --set backbone=resnet)"
+            )
+    if base.backbone == "resnet" and "backbone" not in space.params:
+        inert = [f"params.{name}" for name in space.params if name in PRETRAINED_ONLY_KEYS]
+        if inert:
+            raise ConfigError(
+                f"search space {space.source}: {inert[0]} applies to a pretrained backbone only, and the base "
+                "config trains the ResNet from scratch: drop it, or tune the default preset"
             )
     stages = space.stages or len(base.filters)
     for name, spec in space.params.items():
