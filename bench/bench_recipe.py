@@ -81,9 +81,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # layers learn at a tenth (or 0.3) of the heads' rate, so the FER2013 features move less.
     "pretrained_lr0.1": {"pretrained_lr_scale": 0.1},
     "pretrained_lr0.3": {"pretrained_lr_scale": 0.3},
-    # The AU head's grid also reads the pretrained network's third module (8 x 8 at 64 px) on a
-    # 4 x 4 grid: finer, lower-level features for local AUs (bench/README "Two feature levels").
-    "au_levels2": {"au_levels": 2},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

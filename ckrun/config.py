@@ -171,11 +171,6 @@ class TrainConfig(BaseModel):
         description="cells per side of the grid of pooling=grid or grid_au (null: 3, or fewer when the last "
         "feature map is smaller)",
     )
-    au_levels: Literal[1, 2] = Field(
-        1,
-        description="feature maps the grid of pooling=grid or grid_au reads: 1 = the last; 2 = also the one before it, "
-        "on a grid twice as fine (finer, lower-level features for local AUs; backbone=fer_xception only for now)",
-    )
     dropout: float = Field(0.2, ge=0, lt=1)
     l2: float = Field(1e-4, ge=0, le=1, description="L2 lambda on every conv and dense kernel")
     bn_momentum: float = Field(0.9, gt=0, lt=1, description="BatchNorm moving-average momentum")

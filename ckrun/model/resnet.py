@@ -154,7 +154,7 @@ def global_features(feature_map: Any) -> Any:
     return layers.Flatten(name="flatten")(x)
 
 
-def grid_features(feature_map: Any, grid: int, name: str = "grid_pool") -> Any:
+def grid_features(feature_map: Any, grid: int) -> Any:
     """One average per channel and cell of a `grid` x `grid` grid, concatenated.
 
     On a cropped face a feature of the brows and the same feature of the mouth then reach a
@@ -166,8 +166,8 @@ def grid_features(feature_map: Any, grid: int, name: str = "grid_pool") -> Any:
     # shares the shortfall between the first and last cells, symmetrically as a face is,
     # and TensorFlow averages over the pixels a cell holds, not over the padding.
     cell = math.ceil(int(feature_map.shape[1]) / grid)
-    x = layers.AveragePooling2D(cell, strides=cell, padding="same", name=name)(feature_map)
-    return layers.Flatten(name=name.replace("pool", "flatten"))(x)
+    x = layers.AveragePooling2D(cell, strides=cell, padding="same", name="grid_pool")(feature_map)
+    return layers.Flatten(name="grid_flatten")(x)
 
 
 def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, float] = (0.0, 1.0)) -> keras.Model:
@@ -183,11 +183,10 @@ def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, 
     emotion head the global average (an expression is read from the whole face).
     """
     inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
-    taps: list[Any] = []
     if cfg.backbone == "fer_xception":
         from ckrun.model import xception
 
-        feature_map = xception.build_fer_backbone(xception.fer_input(inputs, *input_stats), l2=cfg.l2, taps=taps)
+        feature_map = xception.build_fer_backbone(xception.fer_input(inputs, *input_stats), l2=cfg.l2)
     else:
         feature_map = build_backbone(
             inputs,
@@ -206,9 +205,6 @@ def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, 
     pooled: dict[str, Any] = {}
     for kind in dict.fromkeys((emotion_reads, au_reads)):  # each pooling once, with its own dropout
         x = global_features(feature_map) if kind == "global" else grid_features(feature_map, cfg.pool_cells)
-        if kind == "grid" and cfg.au_levels == 2:
-            finer = grid_features(taps[-2], 2 * cfg.pool_cells, name="grid_pool_finer")
-            x = layers.Concatenate(name="grid_levels")([x, finer])
         if cfg.dropout > 0:
             x = layers.Dropout(cfg.dropout, name="dropout" if not pooled else "grid_dropout")(x)
         pooled[kind] = x

@@ -57,12 +57,8 @@ def _name(kind: str, number: int) -> str:
     return f"{PREFIX}{kind}_{number}"
 
 
-def build_fer_backbone(inputs: Any, *, l2: float = 0.0, taps: list[Any] | None = None) -> Any:
-    """The mini-Xception up to its last residual module (before its 7-class conv): (N, h, w, 128).
-
-    `taps`, when given, receives each residual module's output in order (for heads that also
-    read the finer maps before the last).
-    """
+def build_fer_backbone(inputs: Any, *, l2: float = 0.0) -> Any:
+    """The mini-Xception up to its last residual module (before its 7-class conv): (N, h, w, 128)."""
     reg = keras.regularizers.L2(l2) if l2 > 0 else None
     x = inputs
     for number in (1, 2):
@@ -86,8 +82,6 @@ def build_fer_backbone(inputs: Any, *, l2: float = 0.0, taps: list[Any] | None =
         x = layers.BatchNormalization(name=_name("batch_normalization", bn2))(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{PREFIX}max_pooling2d_{index}")(x)
         x = layers.Add(name=_name("add", index))([x, residual])
-        if taps is not None:
-            taps.append(x)
     return x
 
 
