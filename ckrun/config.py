@@ -353,6 +353,11 @@ class TrainConfig(BaseModel):
         return self.pool_grid if self.pool_grid is not None else min(3, self.final_feature_size)
 
     @property
+    def scales_pretrained_lr(self) -> bool:
+        """Whether the pretrained layers learn at their own rate (only a pretrained backbone has them)."""
+        return self.backbone == "fer_xception" and self.pretrained_lr_scale != 1.0
+
+    @property
     def total_stride(self) -> int:
         if self.backbone == "fer_xception":
             return 16

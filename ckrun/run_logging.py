@@ -55,7 +55,7 @@ def describe_run(cfg: TrainConfig, data: PreparedData) -> str:
 
 
 def _rate_note(cfg: TrainConfig) -> str:
-    if cfg.backbone == "fer_xception" and cfg.pretrained_lr_scale != 1.0:
+    if cfg.scales_pretrained_lr:
         return f"{cfg.lr_schedule}; pretrained layers at {cfg.pretrained_lr_scale:g}x"
     return cfg.lr_schedule
 

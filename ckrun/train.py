@@ -91,7 +91,7 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int) -> Any:
             warmup_target=cfg.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-    if cfg.backbone == "fer_xception" and cfg.pretrained_lr_scale != 1.0:
+    if cfg.scales_pretrained_lr:
         from ckrun.model.optimizer import PrefixScaledAdam
         from ckrun.model.xception import PREFIX
 

@@ -39,7 +39,7 @@ class PrefixScaledAdam(keras.optimizers.Adam):
         }
 
     def scaled_paths(self, var_list: list[Any]) -> list[str]:
-        """The paths among `var_list` that this optimizer updates at the scaled rate (for logs and tests)."""
+        """The paths among `var_list` that this optimizer updates at the scaled rate (what a test can check)."""
         return [v.path for v in var_list if self._get_variable_index(v) in self._scaled_indices]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
