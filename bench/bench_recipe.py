@@ -81,6 +81,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # layers learn at a tenth (or 0.3) of the heads' rate, so the FER2013 features move less.
     "pretrained_lr0.1": {"pretrained_lr_scale": 0.1},
     "pretrained_lr0.3": {"pretrained_lr_scale": 0.3},
+    "fusion_separate": {"fusion_heads": "separate"},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

@@ -247,6 +247,11 @@ class TrainConfig(BaseModel):
         description="the baseline's weight under fusion=baseline (null: chosen on val from 0, 0.1, ..., 0.5 by "
         "the val objective, ties to the smaller)",
     )
+    fusion_heads: Literal["shared", "separate"] = Field(
+        "shared",
+        description="fusion=baseline: one weight for both heads (by the val objective), or each head its own "
+        "(by its own val macro-F1)",
+    )
 
     # --- evaluation ---------------------------------------------------------------------
     threshold_min_positives: int = Field(
@@ -338,6 +343,11 @@ class TrainConfig(BaseModel):
             raise ValueError("val_fraction + test_fraction must leave at least 20% for training")
         if self.fusion_weight is not None and self.fusion == "none":
             raise ValueError("fusion_weight is set but fusion=none (set fusion=baseline, or leave fusion_weight null)")
+        if self.fusion_heads == "separate" and self.fusion_weight is not None:
+            raise ValueError(
+                "fusion_heads=separate chooses each head's weight on val, but fusion_weight fixes one for both "
+                "(leave fusion_weight null, or set fusion_heads=shared)"
+            )
         if self.aus is not None and not self.aus:
             raise ValueError("aus must list at least one AU code, or be null")
         return self

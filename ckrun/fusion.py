@@ -14,7 +14,11 @@ How: with ``fusion: baseline`` a run fits `ckrun baseline --model best` on its o
 ``(1 - w) * resnet + w * baseline`` for both heads. `w` is chosen on val by the run's own
 objective from 0, 0.1, ..., 0.5 (ties to the smaller weight, so a baseline that adds nothing on
 val gets 0; never more than half, so the floor corrects the ResNet rather than leading it),
-unless `fusion_weight` fixes it. AU thresholds are then tuned on the fused val
+unless `fusion_weight` fixes it. With ``fusion_heads: separate`` each head gets its own weight,
+chosen by its own half of the objective: a linear model can be as good as the network on
+emotion and far behind it on AUs (on the maintainers' real CK+ split a linear SVM matched the
+ResNet's emotion accuracy but trailed its AU macro-F1), and one weight has to split the
+difference. AU thresholds are then tuned on the fused val
 probabilities as for any run. The logged model carries the baseline as plain arrays
 (`ckrun.baselines.export`), so `predict`, `evaluate` and `serve` fuse identically.
 
@@ -36,10 +40,16 @@ Probs = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Fusion:
-    """A baseline and its weight in the average with the ResNet."""
+    """A baseline and its weight in the average with the ResNet (`au_weight`: the AU head's, if its own)."""
 
     baseline: LinearBaseline
     weight: float
+    au_weight: float | None = None
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weight of each head's average."""
+        return {"emotion": self.weight, "aus": self.weight if self.au_weight is None else self.au_weight}
 
     def baseline_probabilities(self, images: np.ndarray, channels: int, aus: Sequence[str]) -> Probs:
         """The baseline's probabilities for the ResNet's input faces, AU columns in `aus` order."""
@@ -48,8 +58,19 @@ class Fusion:
         return {"emotion": probs["emotion"], "aus": probs["aus"][:, columns]}
 
 
-def fuse(resnet: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarray], weight: float) -> Probs:
-    return {key: (1 - weight) * np.asarray(resnet[key]) + weight * np.asarray(baseline[key]) for key in resnet}
+def fusion_weight_text(metrics: Mapping[str, float]) -> str:
+    """A run's chosen weight as logged, e.g. ``0.3``, or ``0.5 (AU head 0.1)`` when the heads differ."""
+    weight = metrics["fusion_weight_chosen"]
+    au = metrics.get("fusion_au_weight_chosen", weight)
+    return f"{weight:g}" if au == weight else f"{weight:g} (AU head {au:g})"
+
+
+def fuse(
+    resnet: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarray], weight: float | Mapping[str, float]
+) -> Probs:
+    """``(1 - w) * resnet + w * baseline`` per head; `weight` is one for both heads or one per head."""
+    w = weight if isinstance(weight, Mapping) else dict.fromkeys(resnet, weight)
+    return {key: (1 - w[key]) * np.asarray(resnet[key]) + w[key] * np.asarray(baseline[key]) for key in resnet}
 
 
 def fuse_all(
@@ -65,6 +86,6 @@ def fuse_all(
     folds of a cross-validation has one per fold, each with its own baseline and weight.
     """
     parts = [
-        fuse(resnet, f.baseline_probabilities(images, channels, aus), f.weight) if f else dict(resnet) for f in fusions
+        fuse(resnet, f.baseline_probabilities(images, channels, aus), f.weights) if f else dict(resnet) for f in fusions
     ]
     return {key: np.mean([p[key] for p in parts], axis=0) for key in resnet}

@@ -3,7 +3,11 @@
 The baseline is `ckrun baseline --model best` on 48 px grey versions of the faces the ResNet
 reads, fitted on train and chosen on val exactly as that command chooses; the weight is the
 grid value with the best val objective (AU thresholds tuned on the fused val probabilities, as
-`ckrun.scoring` tunes them), ties to the smaller weight. A study's trials share a split, so the
+`ckrun.scoring` tunes them), ties to the smaller weight. With ``fusion_heads: separate`` the
+emotion head's weight is the one with the best val emotion macro-F1 and the AU head's the one
+with the best val AU macro-F1: the objective is the mean of the two, and each head's fused
+probabilities (and the AU thresholds) depend on its own weight only, so this is the best val
+objective over every pair of weights. A study's trials share a split, so the
 baseline is fitted once per process for the same faces and labels.
 """
 
@@ -41,18 +45,35 @@ class FusionFit:
     metrics: dict[str, float]
 
 
-def _val_objective(val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
-    """The val objective a run would log for `probs` (AU thresholds tuned on them)."""
+def _val_objective(
+    val: SplitArrays, probs: Probs, aus: Sequence[str], cfg: TrainConfig, kind: str | None = None
+) -> float:
+    """The val objective a run would log for `probs` (AU thresholds tuned on them); `kind` overrides the run's."""
     thresholds = val_thresholds(val, probs, aus, cfg)
     metrics = evaluate_split("val", val.labels, probs, aus=aus, thresholds=thresholds).metrics
-    return names.objective(metrics, "val", objective_kind(cfg, aus))
+    return names.objective(metrics, "val", kind or objective_kind(cfg, aus))
+
+
+def _best(scores: Sequence[float]) -> float:
+    """The grid weight of the best finite score; ties go to the smaller weight."""
+    finite = [round(s, 9) if np.isfinite(s) else -np.inf for s in scores]
+    return WEIGHT_GRID[int(np.argmax(finite))]
 
 
 def choose_weight(val: SplitArrays, resnet: Probs, baseline: Probs, aus: Sequence[str], cfg: TrainConfig) -> float:
     """The grid weight with the best val objective; ties go to the smaller weight."""
-    scores = [round(_val_objective(val, fuse(resnet, baseline, w), aus, cfg), 9) for w in WEIGHT_GRID]
-    finite = [s if np.isfinite(s) else -np.inf for s in scores]
-    return WEIGHT_GRID[int(np.argmax(finite))]
+    return _best([_val_objective(val, fuse(resnet, baseline, w), aus, cfg) for w in WEIGHT_GRID])
+
+
+def choose_head_weights(
+    val: SplitArrays, resnet: Probs, baseline: Probs, aus: Sequence[str], cfg: TrainConfig
+) -> dict[str, float]:
+    """Each head's grid weight by its own val macro-F1 (ties to the smaller); a run without AUs fuses emotion only."""
+    emotion = _best([_val_objective(val, fuse(resnet, baseline, w), aus, cfg, "emotion") for w in WEIGHT_GRID])
+    if not aus:
+        return {"emotion": emotion, "aus": emotion}
+    au = _best([_val_objective(val, fuse(resnet, baseline, w), aus, cfg, "au") for w in WEIGHT_GRID])
+    return {"emotion": emotion, "aus": au}
 
 
 def _digest(faces: Mapping[str, SplitArrays], aus: Sequence[str], cfg: TrainConfig, groups: np.ndarray | None) -> str:
@@ -94,18 +115,20 @@ def fit_fusion(
     baseline = select_baseline(faces, aus, cfg, groups)
     base = {s: baseline.probabilities(faces[s].images) for s in arrays}
     base = {s: {"emotion": p["emotion"], "aus": p["aus"][:, : len(aus)]} for s, p in base.items()}
-    weight = (
-        cfg.fusion_weight
-        if cfg.fusion_weight is not None
-        else choose_weight(arrays["val"], resnet["val"], base["val"], aus, cfg)
-    )
-    fused = {s: fuse(resnet[s], base[s], weight) for s in arrays}
+    if cfg.fusion_weight is not None:
+        weights = dict.fromkeys(("emotion", "aus"), cfg.fusion_weight)
+    elif cfg.fusion_heads == "separate":
+        weights = choose_head_weights(arrays["val"], resnet["val"], base["val"], aus, cfg)
+    else:
+        weights = dict.fromkeys(("emotion", "aus"), choose_weight(arrays["val"], resnet["val"], base["val"], aus, cfg))
+    fused = {s: fuse(resnet[s], base[s], weights) for s in arrays}
     metrics = {
-        "fusion_weight_chosen": float(weight),
+        "fusion_weight_chosen": float(weights["emotion"]),
+        "fusion_au_weight_chosen": float(weights["aus"]),
         "fusion_baseline_val_objective": _val_objective(arrays["val"], base["val"], aus, cfg),
         **unfused_scores(resnet, arrays, aus, cfg),
     }
-    fusion = Fusion(baseline, float(weight)) if weight > 0 else None
+    fusion = Fusion(baseline, float(weights["emotion"]), float(weights["aus"])) if max(weights.values()) > 0 else None
     return FusionFit(fusion, fused, baseline.family, metrics)
 
 

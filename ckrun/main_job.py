@@ -149,6 +149,7 @@ def _finite(value: float | None) -> float:
 
 def summary(result: MainJobResult) -> str:
     """The closing table: the baseline beside each deep run, and a flag where one does not beat it."""
+    from ckrun.fusion import fusion_weight_text
 
     def fmt(metrics: dict[str, float], key: str) -> str:
         value = metrics.get(key)
@@ -167,11 +168,12 @@ def summary(result: MainJobResult) -> str:
         lines.append(f"{key:24s}" + "".join(f"{fmt(metrics, key):>{width}s}" for _, metrics in columns))
     lines.append("")
     weight = result.train_metrics.get("fusion_weight_chosen")
-    if weight == 0:
+    if weight is not None and max(weight, result.train_metrics.get("fusion_au_weight_chosen", weight)) == 0:
         lines.append("the default run's fusion (fusion=baseline) chose weight 0 on val: it is the network alone")
     elif weight is not None:
         lines.append(
-            f"the default run averages its own linear baseline in at weight {weight:g} (fusion=baseline); "
+            f"the default run averages its own linear baseline in at weight {fusion_weight_text(result.train_metrics)} "
+            "(fusion=baseline); "
             f"the network alone: test_emotion_accuracy {fmt(result.train_metrics, 'unfused_test_emotion_accuracy')}, "
             f"test_au_f1 {fmt(result.train_metrics, 'unfused_test_au_f1')}"
         )

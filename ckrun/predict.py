@@ -103,7 +103,7 @@ class Predictor:
                 if fusion is not None:
                     fusion.baseline.save(folder / f"{FUSION_ARTIFACT}_{i}.npz")
                     files[f"{FUSION_ARTIFACT}_{i}"] = str(folder / f"{FUSION_ARTIFACT}_{i}.npz")
-            weights = [None if f is None else {"weight": f.weight} for f in self.fusions]
+            weights = [None if f is None else {"weight": f.weight, "au_weight": f.weights["aus"]} for f in self.fusions]
             (folder / "fusion.json").write_text(json.dumps(weights))
             files[FUSION_ARTIFACT] = str(folder / "fusion.json")
         return files
@@ -281,7 +281,11 @@ def _read_fusions(artifacts: Mapping[str, str]) -> list[Fusion | None]:
     return [
         None
         if entry is None
-        else Fusion(LinearBaseline.load(Path(artifacts[f"{FUSION_ARTIFACT}_{i}"])), float(entry["weight"]))
+        else Fusion(
+            LinearBaseline.load(Path(artifacts[f"{FUSION_ARTIFACT}_{i}"])),
+            float(entry["weight"]),
+            float(entry.get("au_weight", entry["weight"])),  # models logged before per-head weights have one
+        )
         for i, entry in enumerate(described)
     ]
 

@@ -316,6 +316,7 @@ def train(
         probs, temperatures = calibrate_probabilities(probs, arrays, aus, cfg)
         fusion, fusion_metrics = None, {}
         if cfg.fusion == "baseline":
+            from ckrun.fusion import fusion_weight_text
             from ckrun.fusion_fit import fit_fusion
 
             fused = fit_fusion(cfg, arrays, aus, probs)
@@ -323,7 +324,7 @@ def train(
             tracking.log_params({"fusion_family": fused.family})
             if verbose:
                 echo(
-                    f"fusion: {fused.family} baseline weight {fused.metrics['fusion_weight_chosen']:g} "
+                    f"fusion: {fused.family} baseline weight {fusion_weight_text(fused.metrics)} "
                     f"(val objective: network {fused.metrics['unfused_val_objective']:.3f}, "
                     f"baseline {fused.metrics['fusion_baseline_val_objective']:.3f})"
                 )

@@ -118,3 +118,9 @@ def test_run_summary_sets_the_baseline_beside_each_deep_run_and_flags_a_loser(ml
     alone = fused | {"fusion_weight_chosen": 0.0}
     text = summary(MainJobResult("b", "t", alone, baseline, baseline_model="hog-svm"))
     assert "chose weight 0 on val: it is the network alone" in text and "averages" not in text
+    # fusion_heads=separate: the heads' weights are told apart, and one of them above 0 is a fusion.
+    heads = fused | {"fusion_weight_chosen": 0.0, "fusion_au_weight_chosen": 0.2}
+    text = summary(MainJobResult("b", "t", heads, baseline, baseline_model="hog-svm"))
+    assert "averages its own linear baseline in at weight 0 (AU head 0.2) (fusion=baseline)" in text
+    same = fused | {"fusion_au_weight_chosen": 0.3}
+    assert "at weight 0.3 (fusion=baseline)" in summary(MainJobResult("b", "t", same, baseline, baseline_model="x"))

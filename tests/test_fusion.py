@@ -30,7 +30,7 @@ from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.errors import ConfigError
 from ckrun.fusion import Fusion, fuse, fuse_all
-from ckrun.fusion_fit import choose_weight
+from ckrun.fusion_fit import _val_objective, choose_head_weights, choose_weight
 
 AUS = ["AU1", "AU2", "AU4", "AU12"]
 
@@ -121,6 +121,58 @@ def test_the_weight_is_chosen_on_val_and_ties_go_to_the_resnet(arrays) -> None:
     assert choose_weight(val, truth, truth, AUS, cfg) == 0.0  # nothing to gain on val: the ResNet alone
 
 
+def test_separate_weights_follow_each_heads_own_val_score(arrays) -> None:
+    """A baseline that is good on one head only: one weight must compromise, two need not."""
+    cfg = load_config(overrides=["preset=tiny", "threshold_min_positives=3"])
+    val = arrays["val"]
+    truth = {"emotion": val.labels["emotion"] * 0.8 + 0.2 / 3, "aus": val.labels["aus"] * 0.8 + 0.1}
+    noise_rng = np.random.default_rng(1)
+    noise = {"emotion": noise_rng.dirichlet(np.ones(3), len(val.images)), "aus": noise_rng.random((40, len(AUS)))}
+    network = {"emotion": truth["emotion"], "aus": noise["aus"]}  # right on emotion, guessing AUs
+    baseline = {"emotion": noise["emotion"], "aus": truth["aus"]}  # the other way round
+    assert choose_head_weights(val, network, baseline, AUS, cfg) == {"emotion": 0.0, "aus": 0.5}
+    assert choose_head_weights(val, baseline, network, AUS, cfg) == {"emotion": 0.5, "aus": 0.0}
+    shared = choose_weight(val, network, baseline, AUS, cfg)
+    separate = choose_head_weights(val, network, baseline, AUS, cfg)
+    assert _val_objective(val, fuse(network, baseline, separate), AUS, cfg) > _val_objective(
+        val, fuse(network, baseline, shared), AUS, cfg
+    )
+    # Without AUs only the emotion head is fused, and its weight stands for both.
+    none = np.zeros((len(val.images), 0))
+    no_aus = SplitArrays(val.images, {"emotion": val.labels["emotion"], "aus": none})
+    emotion_only = {"emotion": baseline["emotion"], "aus": none}
+    assert choose_head_weights(no_aus, emotion_only, {"emotion": truth["emotion"], "aus": none}, [], cfg) == {
+        "emotion": 0.5,
+        "aus": 0.5,
+    }
+
+
+def test_fusing_with_a_weight_per_head(arrays) -> None:
+    rng = np.random.default_rng(4)
+    a = {"emotion": rng.dirichlet(np.ones(3), 5), "aus": rng.random((5, 2))}
+    b = {"emotion": rng.dirichlet(np.ones(3), 5), "aus": rng.random((5, 2))}
+    fused = fuse(a, b, {"emotion": 0.5, "aus": 0.1})
+    np.testing.assert_allclose(fused["emotion"], 0.5 * a["emotion"] + 0.5 * b["emotion"])
+    np.testing.assert_allclose(fused["aus"], 0.9 * a["aus"] + 0.1 * b["aus"])
+    baseline = fit_family("logreg", arrays, AUS, load_config(overrides=["preset=tiny"])).model
+    assert Fusion(baseline, 0.3).weights == {"emotion": 0.3, "aus": 0.3}  # one weight: both heads
+    assert Fusion(baseline, 0.3, 0.0).weights == {"emotion": 0.3, "aus": 0.0}
+
+
+def test_a_model_logged_before_per_head_weights_loads_with_its_one_weight(arrays, tmp_path: Path) -> None:
+    from ckrun.predict import FUSION_ARTIFACT, _read_fusions
+
+    baseline = fit_family("logreg", arrays, AUS, load_config(overrides=["preset=tiny"])).model
+    baseline.save(tmp_path / "b.npz")
+    artifacts = {FUSION_ARTIFACT: str(tmp_path / "fusion.json"), f"{FUSION_ARTIFACT}_0": str(tmp_path / "b.npz")}
+    (tmp_path / "fusion.json").write_text(json.dumps([{"weight": 0.4}]))
+    (old,) = _read_fusions(artifacts)
+    assert old is not None and old.weights == {"emotion": 0.4, "aus": 0.4}
+    (tmp_path / "fusion.json").write_text(json.dumps([{"weight": 0.4, "au_weight": 0.1}]))
+    (new,) = _read_fusions(artifacts)
+    assert new is not None and new.weights == {"emotion": 0.4, "aus": 0.1}
+
+
 def test_fusing_averages_and_a_fold_without_fusion_counts_as_the_resnet(arrays) -> None:
     cfg = load_config(overrides=["preset=tiny"])
     baseline = fit_family("logreg", arrays, AUS, cfg).model
@@ -156,6 +208,10 @@ def test_a_fusion_weight_without_fusion_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="fusion_weight"):
         load_config(overrides=["preset=tiny", "fusion_weight=0.3"])
     assert load_config(overrides=["preset=tiny", "fusion=baseline", "fusion_weight=0.3"]).fusion_weight == 0.3
+    with pytest.raises(ConfigError, match="fusion_heads=separate"):
+        load_config(overrides=["preset=tiny", "fusion=baseline", "fusion_weight=0.3", "fusion_heads=separate"])
+    with pytest.raises(ConfigError, match="fusion_heads"):
+        load_config(overrides=["preset=tiny", "fusion_heads=both"])
 
 
 # --------------------------------------------------------------------------------------
@@ -249,6 +305,33 @@ def test_the_fold_ensemble_carries_each_folds_baseline(store: Path, tiny_ckplus:
     got = predictor.probabilities(faces)
     for key in ("emotion", "aus"):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_run_with_a_weight_per_head_logs_and_serves_both(
+    store: Path, tiny_ckplus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever val chooses, the run logs each head's weight and its model fuses each head by it."""
+    from ckrun import fusion_fit
+    from ckrun.data.loader import prepare_for_config
+    from ckrun.train import train
+
+    chosen = {"emotion": 0.4, "aus": 0.1}
+    monkeypatch.setattr(fusion_fit, "choose_head_weights", lambda *args: dict(chosen))
+    cfg = load_config(overrides=[*TINY, "fusion=baseline", "fusion_heads=separate"])
+    data = prepare_for_config(tiny_ckplus, cfg, progress=False)
+    result = train(cfg, data, experiment="fusion-heads", verbose=False)
+    run = tracking.get_run(result.run_id)
+    assert run.data.params["fusion_heads"] == "separate"
+    assert (run.data.metrics["fusion_weight_chosen"], run.data.metrics["fusion_au_weight_chosen"]) == (0.4, 0.1)
+    predictor = tracking.load_predictor(result.model_uri)
+    assert predictor.fusions[0] is not None and predictor.fusions[0].weights == chosen
+    test = data.part("test")
+    logged = pd.read_csv(tracking.download_artifact(result.run_id, "predictions/test.csv", store / "heads"))
+    probs = predictor.probabilities(predictor.faces(test["path"].tolist(), test["landmarks"].tolist()))
+    np.testing.assert_allclose(probs["emotion"], logged[["p_negative", "p_positive", "p_surprise"]], atol=1e-5)
+    for j, au in enumerate(predictor.prep.aus):
+        np.testing.assert_allclose(probs["aus"][:, j], logged[f"{au}_prob"], atol=1e-5)
 
 
 def test_a_study_fits_the_baseline_once_per_split(arrays, monkeypatch: pytest.MonkeyPatch) -> None:
