@@ -72,6 +72,7 @@ def test_search_space_accepts_the_recipe_keys(tmp_path: Path) -> None:
         "  tta: {choices: [none, flip, flip_shift]}\n"
         "  ensemble_seeds: {low: 1, high: 3}\n"
         "  fusion: {choices: [none, baseline]}\n"
+        "  fusion_heads: {choices: [shared, separate]}\n"
         "  backbone: {choices: [fer_xception, resnet]}\n"  # a space that searches the network may vary drop_path
     )
     check_space(load_search_space(space), load_config())
