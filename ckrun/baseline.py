@@ -9,7 +9,7 @@ choice on validation live in `ckrun.baselines`; this module fits, scores and log
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -97,11 +97,14 @@ def run_baseline(
     model: str = DEFAULT_MODEL,
     c_grid: Sequence[float] = C_GRID,
     families: Sequence[str] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> BaselineResult:
     """Fit, choose on val, score and log the baseline; `cfg` supplies crop, seed, AU and threshold rules.
 
     `model` is a family or 'best' (every family, or `families`, the best validation objective
-    kept); `c_grid` the regularisation strengths tried per head.
+    kept); `c_grid` the regularisation strengths tried per head. The run is named
+    `baseline-<kept family>` unless `run_name` names it (a cross-validation's folds).
     """
     from ckrun.data.pipeline import FaceCache
 
@@ -116,8 +119,9 @@ def run_baseline(
     aus = select_aus(data.part("train"), cfg, data.au_columns)
     with tracking.start_run(
         kind="baseline",
-        run_name=f"baseline-{model}",
+        run_name=run_name or f"baseline-{model}",
         experiment=experiment,
+        tags=tags,
         description=f"Linear baseline ({model}) on {BASELINE_SIZE} px grey faces of {data.name}; "
         "C chosen on validation.",
     ) as run:
@@ -160,7 +164,10 @@ def run_baseline(
             }
         )
         tracking.set_tags(
-            {"mlflow.runName": f"baseline-{kept.family}", "mlflow.note.content": _description(selection, data)}
+            {
+                "mlflow.runName": run_name or f"baseline-{kept.family}",
+                "mlflow.note.content": _description(selection, data),
+            }
         )
         families_table, candidates = selection.families_table(), selection.candidates_table()
         tracking.log_table(families_table, "baseline/families.csv")
@@ -170,7 +177,7 @@ def run_baseline(
         edge = _edge_note(selection.kept, grid)
         if edge:
             warn(edge)
-        echo(f"baseline-{kept.family}: " + headline(metrics, diagnosis))
+        echo(f"{run_name or 'baseline-' + kept.family}: " + headline(metrics, diagnosis))
     return BaselineResult(
         run.run_id, metrics, diagnosis, kept.family, kept.c_emotion, kept.c_au, families_table, candidates
     )

@@ -66,6 +66,7 @@ def train_cmd(
         click.echo(f"cv run {folds.run_id}: " + folds.summary_line())
         if folds.model_uri:
             click.echo(f"model: {folds.model_uri}")
+        _echo_cv_verdict(folds.run_id, experiment)
         return
     from ckrun.train import train
 
@@ -89,6 +90,12 @@ def train_cmd(
     metavar="C,C,...",
     help="regularisation strengths tried for each head (comma-separated, positive)",
 )
+@click.option(
+    "--cv",
+    type=click.IntRange(min=0),
+    default=0,
+    help="K-fold subject-exclusive cross-validation on the folds `ckrun train --cv K` uses (0 = off)",
+)
 @friendly_errors
 def baseline_cmd(
     data: Path | None,
@@ -97,6 +104,7 @@ def baseline_cmd(
     overrides: tuple[str, ...],
     model: str,
     c_grid: str,
+    cv: int,
 ) -> None:
     """Tuned linear baselines (C chosen on val) on the same split, logged as a run."""
     try:
@@ -113,8 +121,24 @@ def baseline_cmd(
     from ckrun.baseline import run_baseline
     from ckrun.data.loader import prepare_for_config
 
-    result = run_baseline(cfg, prepare_for_config(data, cfg), experiment=experiment, model=model, c_grid=grid)
+    prepared = prepare_for_config(data, cfg)
+    if cv:
+        from ckrun.crossval import cross_validate_baseline
+
+        folds = cross_validate_baseline(cfg, prepared, cv, experiment=experiment, model=model, c_grid=grid)
+        click.echo(f"cv run {folds.run_id}: " + folds.summary_line())
+        _echo_cv_verdict(folds.run_id, experiment)
+        return
+    result = run_baseline(cfg, prepared, experiment=experiment, model=model, c_grid=grid)
     click.echo(f"run id: {result.run_id}")
+
+
+def _echo_cv_verdict(run_id: str, experiment: str | None) -> None:
+    """The cross-validated network against the cross-validated floor on the same folds, once both exist."""
+    from ckrun.report.collect import collect_runs, cv_verdict_lines
+
+    for line in cv_verdict_lines(collect_runs(experiment).table, run_id):
+        click.echo(line)
 
 
 @click.command("evaluate")

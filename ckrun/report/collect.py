@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun import names, tracking
+from ckrun.baselines import family_label
 from ckrun.baselines.verdict import Verdict, compare
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.predictions import Predictions, read_predictions_csv
@@ -159,6 +160,8 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     table.loc[deep & (table["backbone"] == ""), "backbone"] = "resnet"
     table["objective_kind"] = _column(runs, "params.objective").to_numpy()
     table["data_digest"] = _column(runs, "params.data_digest").to_numpy()
+    table["cv_folds"] = [_float(v) for v in _column(runs, "params.cv_folds")]  # NaN: a single split
+    table["seed"] = _column(runs, "params.seed").to_numpy()
     for key in ("baseline_model", "baseline_C", "baseline_C_au"):
         table[key] = _column(runs, f"params.{key}").to_numpy()
     for key in METRIC_COLUMNS:
@@ -204,33 +207,95 @@ def sort_by_objective(table: pd.DataFrame) -> pd.DataFrame:
     return order.drop(columns="_missing").reset_index(drop=True)
 
 
-def strongest_baseline(table: pd.DataFrame, digest: Any = None) -> pd.Series | None:
+def strongest_baseline(
+    table: pd.DataFrame, digest: Any = None, cv_folds: float = math.nan, seed: Any = None
+) -> pd.Series | None:
     """The baseline run with the best validation objective, on data `digest` when one is given.
 
     A deep run is only measured against a baseline fitted on the same images and split (same
-    `data_digest`); runs logged without a digest match any baseline.
+    `data_digest`); runs logged without a digest match any baseline. A cross-validated run
+    (`cv_folds` K) is measured against a baseline cross-validated on the same folds (same
+    digest, K and seed: `ckrun baseline --cv K`), a single-split run against a single-split one.
     """
     baselines = table.loc[(table["kind"] == "baseline") & table["objective"].notna()]
     if isinstance(digest, str) and digest and "data_digest" in baselines.columns:
         same = baselines["data_digest"].map(lambda d: not isinstance(d, str) or not d or d == digest)
         baselines = baselines.loc[same]
+    if "cv_folds" in baselines.columns:
+        folds = baselines["cv_folds"].astype(float)
+        if math.isnan(_float(cv_folds)):
+            baselines = baselines.loc[folds.isna()]
+        else:
+            baselines = baselines.loc[(folds == float(cv_folds)) & (baselines["seed"].astype(str) == str(seed))]
     if baselines.empty:
         return None
     return baselines.sort_values("objective", ascending=False, kind="stable").iloc[0]
 
 
 def baseline_verdicts(table: pd.DataFrame) -> dict[str, tuple[pd.Series, Verdict]]:
-    """Run id -> (its strongest baseline, the verdict on test) for every train run and trial.
+    """Run id -> (its strongest baseline, the verdict on test) for every train run, trial and cv parent.
 
-    A cv parent's test scores average other test subjects than the baseline's split, so it
-    is not judged here (`bench/bench_recipe.py` compares on shared folds).
+    A cv parent is judged on its mean test scores against a baseline cross-validated on the
+    same folds, and only that (its folds average other test subjects than any single split).
     """
     out = {}
-    for _, row in table.loc[table["kind"].isin(TRAINED_KINDS)].iterrows():
-        baseline = strongest_baseline(table, row.get("data_digest"))
+    for _, row in table.loc[table["kind"].isin((*TRAINED_KINDS, "cv"))].iterrows():
+        folds = row.get("cv_folds", math.nan) if row["kind"] == "cv" else math.nan
+        baseline = strongest_baseline(table, row.get("data_digest"), folds, row.get("seed"))
         if baseline is not None:
             out[str(row["run_id"])] = (baseline, compare(row, baseline))
     return out
+
+
+def cv_verdict_lines(table: pd.DataFrame, run_id: str) -> list[str]:
+    """What `--cv` prints last: the cross-validated network against the floor on the same folds.
+
+    For a network's cv parent, its verdict (or how to get one); for a baseline's, the verdict
+    of every network cross-validated on its folds. Each adds fold-by-fold wins from both
+    parents' `cv_folds.csv`, since a mean can hide a fold the network loses.
+    """
+    rows = table.loc[table["run_id"].astype(str) == run_id]
+    if rows.empty:
+        return []
+    row = rows.iloc[0]
+    verdicts = baseline_verdicts(table)
+    if row["kind"] == "cv":
+        if run_id not in verdicts:
+            k = int(row["cv_folds"]) if not math.isnan(_float(row.get("cv_folds"))) else "K"
+            return [
+                f"no baseline cross-validated on these folds yet: `ckrun baseline --cv {k}` on the same data "
+                "(and seed) measures the floor on the same test subjects"
+            ]
+        judged = {run_id: verdicts[run_id]}
+    else:
+        judged = {r: v for r, v in verdicts.items() if str(v[0]["run_id"]) == run_id and r in _cv_ids(table)}
+    names_by_id = dict(zip(table["run_id"].astype(str), table["run"].astype(str), strict=False))
+    lines = []
+    for deep_id, (baseline, verdict) in judged.items():
+        sentence = verdict.sentence(names_by_id.get(deep_id, deep_id), family_label(baseline.get("baseline_model")))
+        where = f"on the mean of the same {int(baseline['cv_folds'])} folds (baseline run {baseline['run']}): "
+        wins = _fold_wins(deep_id, str(baseline["run_id"]))
+        lines.append(("FLAG: " if verdict.judged and not verdict.beats else "") + where + sentence + wins)
+    return lines
+
+
+def _cv_ids(table: pd.DataFrame) -> set[str]:
+    return set(table.loc[table["kind"] == "cv", "run_id"].astype(str))
+
+
+def _fold_wins(deep_id: str, baseline_id: str) -> str:
+    """' Fold by fold, higher on: emotion accuracy 4/5, AU macro-F1 5/5.' from both cv_folds.csv."""
+    deep, floor = cv_folds(deep_id), cv_folds(baseline_id)
+    if deep is None or floor is None or "fold" not in deep.columns or "fold" not in floor.columns:
+        return ""
+    paired = deep.merge(floor, on="fold", suffixes=("", "_floor"))
+    parts = []
+    for key, label in (("test_emotion_accuracy", "emotion accuracy"), ("test_au_f1", "AU macro-F1")):
+        if key in paired.columns and f"{key}_floor" in paired.columns:
+            both = paired[[key, f"{key}_floor"]].dropna()
+            if len(both):
+                parts.append(f"{label} {int((both[key] > both[f'{key}_floor']).sum())}/{len(both)}")
+    return f" Fold by fold, higher on: {', '.join(parts)}." if parts else ""
 
 
 def best_run(table: pd.DataFrame) -> pd.Series | None:

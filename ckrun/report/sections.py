@@ -98,8 +98,9 @@ def _baseline_cell(row: Mapping[str, Any], verdicts: Mapping[str, tuple[pd.Serie
 def comparison_frame(table: pd.DataFrame, majority: Mapping[str, Any] | None) -> pd.DataFrame:
     """Display rows: trained runs by objective, then the baseline(s), then the majority class.
 
-    Every train run and trial is set against the strongest baseline on its data (best val
-    objective), head by head on test; a run that does not beat it says where.
+    Every train run, trial and cv parent is set against the strongest baseline on its data
+    (best val objective; for a cv parent, one cross-validated on the same folds), head by head
+    on test; a run that does not beat it says where.
     """
     trained = table.loc[table["kind"] != "baseline"]
     references = table.loc[table["kind"] == "baseline"]
@@ -144,8 +145,8 @@ def comparison_blocks(
         "epochs (best) = epochs configured (epoch restored). Test scores: value [subject-level bootstrap interval]; "
         "cross-validation: mean ± SD over folds. * test scores from a later `ckrun evaluate` run. "
         "vs strongest baseline: each train run and trial against the baseline with the best val objective on the same "
-        "data and split, on test emotion accuracy, emotion macro-F1 and AU macro-F1 (beats = higher on every one; "
-        "cv rows average other test subjects and are not judged)."
+        "data and split, on test emotion accuracy, emotion macro-F1 and AU macro-F1 (beats = higher on every one); "
+        "a cv row against a baseline cross-validated on the same folds (`ckrun baseline --cv K`), on the fold means."
     )
     blocks.append(Table(comparison_frame(runs.table, majority), caption))
     path = plot_run_comparison(runs.table, fig_dir / "run_comparison.png", objective_label=objective_label(obj_kind))

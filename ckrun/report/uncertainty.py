@@ -114,7 +114,7 @@ def uncertainty_blocks(best: pd.Series, table: pd.DataFrame) -> list[Block]:
         if r["run_id"] != best["run_id"] and r["kind"] in ("baseline", *collect.TRAINED_KINDS)
     ]
     runner = next((r for r in others if r["kind"] in collect.TRAINED_KINDS), None)
-    baseline = next((r for r in others if r["kind"] == "baseline"), None)
+    baseline = next((r for r in others if r["kind"] == "baseline" and not _cross_validated(r)), None)
     compared = [
         c for c in (_comparison_rows(best, r, "test") for r in (baseline, runner) if r is not None) if c is not None
     ]
@@ -146,9 +146,15 @@ def uncertainty_blocks(best: pd.Series, table: pd.DataFrame) -> list[Block]:
     return blocks
 
 
+def _cross_validated(row: Any) -> bool:
+    """A cv parent of a baseline (`ckrun baseline --cv K`): no predictions of its own to pair."""
+    return not math.isnan(_number(row.get("cv_folds")))
+
+
 def cv_blocks(table: pd.DataFrame) -> list[Block]:
-    """Per cross-validation parent: mean ± SD over folds and the per-fold table."""
-    parents = table.loc[table["kind"] == "cv"]
+    """Per cross-validation parent (networks, then baselines): mean ± SD over folds and the per-fold table."""
+    cross_validated = table.apply(_cross_validated, axis=1) if not table.empty else pd.Series(dtype=bool)
+    parents = table.loc[(table["kind"] == "cv") | ((table["kind"] == "baseline") & cross_validated)]
     if parents.empty:
         return []
     blocks: list[Block] = [
