@@ -70,27 +70,17 @@ def replay(run_id: str, min_positives: int, shrinkage: float) -> dict[str, float
 
 
 def main() -> None:
+    from _store import add_replay_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stores", nargs="+", help="MLflow tracking URIs of bench_recipe.py or ckrun stores")
-    parser.add_argument("--name-like", default="%", help="SQL LIKE pattern on run names (default: every run)")
-    parser.add_argument("--min-positives", type=int, default=10, help="threshold_min_positives of the runs")
-    parser.add_argument("--shrinkage", type=float, default=0.5, help="threshold_shrinkage of the runs")
+    add_replay_arguments(parser)
     args = parser.parse_args()
 
-    from _store import logged_runs
+    from _store import replayed_rows
 
     from ckrun.markdown import markdown_table
 
-    rows = []
-    for store in args.stores:
-        for run in logged_runs(store, f"attributes.run_name LIKE '{args.name_like}'"):
-            if "test_au_f1" not in run.data.metrics:
-                continue
-            result = replay(run.info.run_id, args.min_positives, args.shrinkage)
-            if result is not None:
-                rows.append({"run": run.info.run_name, "logged": run.data.metrics["test_au_f1"], **result})
-    if not rows:
-        raise SystemExit("no run with logged val/test predictions and a test AU F1 in the given stores")
+    rows = replayed_rows(args.stores, args.name_like, lambda run_id: replay(run_id, args.min_positives, args.shrinkage))
     table = pd.DataFrame(rows).sort_values("run")
     columns = ["run", "logged", "macro_0", "w", "macro_w", "weighted_0", "weighted_w"]
     print(markdown_table(table[columns], index=False, floatfmt=".3f"))

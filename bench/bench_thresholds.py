@@ -93,31 +93,25 @@ def replay(run_id: str, min_positives: int, shrinkage: float, fraction: float, d
 
 
 def main() -> None:
+    from _store import add_replay_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stores", nargs="+", help="MLflow tracking URIs of bench_recipe.py or ckrun stores")
-    parser.add_argument("--name-like", default="%", help="SQL LIKE pattern on run names (default: every run)")
-    parser.add_argument("--min-positives", type=int, default=10, help="threshold_min_positives of the runs")
-    parser.add_argument("--shrinkage", type=float, default=0.5, help="threshold_shrinkage of the runs")
+    add_replay_arguments(parser)
     parser.add_argument(
         "--val-subjects", type=float, default=1.0, help="tune on this share of val's subjects (fewer positives)"
     )
     parser.add_argument("--draws", type=int, default=10, help="random subject subsets per run with --val-subjects")
     args = parser.parse_args()
 
-    from _store import logged_runs
+    from _store import replayed_rows
 
     from ckrun.markdown import markdown_table
 
-    rows = []
-    for store in args.stores:
-        for run in logged_runs(store, f"attributes.run_name LIKE '{args.name_like}'"):
-            if "test_au_f1" not in run.data.metrics:
-                continue
-            result = replay(run.info.run_id, args.min_positives, args.shrinkage, args.val_subjects, args.draws)
-            if result is not None:
-                rows.append({"run": run.info.run_name, "logged": run.data.metrics["test_au_f1"], **result})
-    if not rows:
-        raise SystemExit("no run with logged val/test predictions and a test AU F1 in the given stores")
+    rows = replayed_rows(
+        args.stores,
+        args.name_like,
+        lambda run_id: replay(run_id, args.min_positives, args.shrinkage, args.val_subjects, args.draws),
+    )
     table = pd.DataFrame(rows).sort_values("run")
     rules = [f"shrink={s}" for s in SHRINKAGES] + [f"min={m}" for m in MINIMA] + ["shared"]
     print(markdown_table(table[["run", "logged", "val_positives", "run_rule", *rules]], index=False, floatfmt=".3f"))
