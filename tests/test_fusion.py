@@ -110,12 +110,18 @@ def test_a_head_fitted_on_one_class_is_kept_as_none_and_predicts_zero(arrays, tm
     assert (probs["aus"][:, 3] == 0).all() and probs["aus"][:, 0].std() > 0
 
 
+def _truth_and_noise(val: SplitArrays) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Probabilities close to val's labels, and random ones: a good and a useless model on both heads."""
+    truth = {"emotion": val.labels["emotion"] * 0.8 + 0.2 / 3, "aus": val.labels["aus"] * 0.8 + 0.1}
+    rng = np.random.default_rng(1)
+    noise = {"emotion": rng.dirichlet(np.ones(3), len(val.images)), "aus": rng.random((len(val.images), len(AUS)))}
+    return truth, noise
+
+
 def test_the_weight_is_chosen_on_val_and_ties_go_to_the_resnet(arrays) -> None:
     cfg = load_config(overrides=["preset=tiny", "threshold_min_positives=3"])
     val = arrays["val"]
-    truth = {"emotion": val.labels["emotion"] * 0.8 + 0.2 / 3, "aus": val.labels["aus"] * 0.8 + 0.1}
-    noise_rng = np.random.default_rng(1)
-    noise = {"emotion": noise_rng.dirichlet(np.ones(3), len(val.images)), "aus": noise_rng.random((40, len(AUS)))}
+    truth, noise = _truth_and_noise(val)
     assert choose_weight(val, truth, noise, AUS, cfg) == 0.0  # a baseline that only adds noise gets nothing
     assert choose_weight(val, noise, truth, AUS, cfg) == 0.5  # a far better baseline: half, never more
     assert choose_weight(val, truth, truth, AUS, cfg) == 0.0  # nothing to gain on val: the ResNet alone
@@ -125,9 +131,7 @@ def test_separate_weights_follow_each_heads_own_val_score(arrays) -> None:
     """A baseline that is good on one head only: one weight must compromise, two need not."""
     cfg = load_config(overrides=["preset=tiny", "threshold_min_positives=3"])
     val = arrays["val"]
-    truth = {"emotion": val.labels["emotion"] * 0.8 + 0.2 / 3, "aus": val.labels["aus"] * 0.8 + 0.1}
-    noise_rng = np.random.default_rng(1)
-    noise = {"emotion": noise_rng.dirichlet(np.ones(3), len(val.images)), "aus": noise_rng.random((40, len(AUS)))}
+    truth, noise = _truth_and_noise(val)
     network = {"emotion": truth["emotion"], "aus": noise["aus"]}  # right on emotion, guessing AUs
     baseline = {"emotion": noise["emotion"], "aus": truth["aus"]}  # the other way round
     assert choose_head_weights(val, network, baseline, AUS, cfg) == {"emotion": 0.0, "aus": 0.5}
