@@ -26,7 +26,7 @@ from ckrun.cli import cli
 from ckrun.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = {"main", "synth", "train", "tune", "evaluate", "report"}
+ENTRY_POINTS = {"main", "synth", "train", "baseline", "tune", "evaluate", "report"}
 MLFLOW_TYPES = {"string", "float", "path", "uri"}
 
 
@@ -78,6 +78,11 @@ def test_values_reach_the_cli_quoted_and_typed() -> None:
     assert train.params["overrides"] == ("preset=tiny", "epochs=2")
     sized = parse(command_args("tune", {"image_size": "48"}))
     assert sized.params["overrides"] == ("image_size=48",)
+    assert parse(command_args("train")).params["cv"] == 0
+    assert parse(command_args("train", {"cv": "5"})).params["cv"] == 5
+    floor = parse(command_args("baseline", {"cv": "5", "model": "hog-svm"}))
+    assert (floor.params["cv"], floor.params["model"]) == (5, "hog-svm")
+    assert parse(command_args("baseline")).params["model"] == "best"
 
 
 @pytest.mark.parametrize("entry", ["train", "tune"])
