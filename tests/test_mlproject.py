@@ -150,6 +150,23 @@ def test_mlflow_run_train_logs_into_the_created_run(mlflow_store: Path, tiny_ckp
 
 
 @pytest.mark.slow
+def test_mlflow_run_baseline_cv_makes_the_created_run_the_cv_parent(
+    mlflow_store: Path, tiny_ckplus: Path, project_copy: Path
+) -> None:
+    tracking.experiment_id("mlproject")
+    params = (f"data={tiny_ckplus}", "cv=3", "model=logreg", "set=min_au_count=3")
+    mlflow_run(project_copy, "baseline", "mlproject", *params)
+    runs = experiment_runs("mlproject")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["mlflow.project.entryPoint"] == "baseline" and parent.data.tags["ckrun.kind"] == "baseline"
+    assert parent.info.status == "FINISHED" and parent.data.params["cv_folds"] == "3"
+    folds = [r for r in runs if r is not parent]
+    assert sorted(r.data.tags["ckrun.fold"] for r in folds) == ["1", "2", "3"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in folds} == {parent.info.run_id}
+    assert {r.info.status for r in folds} == {"FINISHED"}
+
+
+@pytest.mark.slow
 def test_mlflow_run_tune_makes_the_created_run_the_study_parent(
     mlflow_store: Path, tiny_ckplus: Path, project_copy: Path
 ) -> None:
