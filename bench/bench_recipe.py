@@ -82,6 +82,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pretrained_lr0.1": {"pretrained_lr_scale": 0.1},
     "pretrained_lr0.3": {"pretrained_lr_scale": 0.3},
     "fusion_separate": {"fusion_heads": "separate"},
+    # Rare AUs by sampling instead of by loss weights (repeat-factor sampling, LVIS).
+    "au_repeat": {"au_sampling": "repeat", "au_pos_weights": False},
 }
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")

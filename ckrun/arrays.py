@@ -122,3 +122,37 @@ def au_positive_weights(au: np.ndarray) -> list[float]:
     pos = (au == 1).sum(axis=0)
     neg = (au == 0).sum(axis=0)
     return [float(np.clip(n / max(p, 1), 1.0, 10.0)) for p, n in zip(pos, neg, strict=True)]
+
+
+def au_repeat_factors(au: np.ndarray, threshold: float) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al. 2019, LVIS) over AUs: how often each training image is seen.
+
+    An AU present in a fraction f of the labelled images has r = max(1, sqrt(threshold / f)); an
+    image's factor is the largest r of the AUs it shows (1 when it shows none or only common
+    ones). The square root oversamples rare AUs without letting a handful of images dominate
+    an epoch, which is why it beats plain inverse-frequency sampling on long-tailed labels.
+    """
+    au = np.asarray(au)
+    if au.ndim != 2 or au.shape[1] == 0 or not len(au):
+        return np.ones(len(au))
+    known = (au >= 0).sum(axis=0)
+    freq = np.divide((au == 1).sum(axis=0), known, out=np.zeros(au.shape[1]), where=known > 0)
+    per_au = np.where(freq > 0, np.sqrt(threshold / np.maximum(freq, 1e-12)), 1.0).clip(min=1.0)
+    return np.where(au == 1, per_au[None, :], 1.0).max(axis=1)
+
+
+def repeat_counts(factors: np.ndarray, seed: int) -> np.ndarray:
+    """Whole repeats per image: the factor's floor plus one with probability its fraction (mean = factor)."""
+    factors = np.asarray(factors, float)
+    whole = np.floor(factors)
+    extra = np.random.default_rng(seed).random(len(factors)) < (factors - whole)
+    return (whole + extra).astype(int)
+
+
+def resampled(split: SplitArrays, counts: np.ndarray) -> SplitArrays:
+    """`split` with image i repeated counts[i] times (labels and loss weights alike), for training only."""
+    return SplitArrays(
+        np.repeat(split.images, counts, axis=0),
+        {k: np.repeat(v, counts, axis=0) for k, v in split.labels.items()},
+        None if split.weights is None else np.repeat(split.weights, counts, axis=0),
+    )

@@ -225,6 +225,14 @@ class TrainConfig(BaseModel):
     au_loss: Literal["bce", "focal", "asl"] = Field(
         "bce", description="AU head loss: binary cross-entropy, focal (Lin 2017) or asymmetric (Ridnik 2021)"
     )
+    au_sampling: Literal["none", "repeat"] = Field(
+        "none",
+        description="repeat: oversample training images that show rare AUs by repeat-factor sampling (LVIS), "
+        "usually with au_pos_weights=false, which balances the same AUs through the loss instead",
+    )
+    au_repeat_threshold: float = Field(
+        0.1, gt=0, le=1, description="au_sampling=repeat: AUs in fewer than this share of images get repeated"
+    )
     focal_gamma: float = Field(2.0, ge=0, le=10, description="focusing exponent of au_loss=focal")
     asl_gamma_neg: float = Field(4.0, ge=0, le=10, description="negative focusing exponent of au_loss=asl")
     asl_gamma_pos: float = Field(0.0, ge=0, le=10, description="positive focusing exponent of au_loss=asl")

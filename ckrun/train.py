@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckrun import names, tracking
-from ckrun.arrays import SplitArrays, au_positive_weights, build_arrays, emotion_class_weights, select_aus
+from ckrun.arrays import (
+    SplitArrays,
+    au_positive_weights,
+    au_repeat_factors,
+    build_arrays,
+    emotion_class_weights,
+    repeat_counts,
+    resampled,
+    select_aus,
+)
 from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.labels import EMOTION_CLASSES
@@ -57,6 +66,7 @@ class FitOutcome:
     arrays: dict[str, SplitArrays]
     seconds: float
     selection_score: float = float("nan")  # the selection rule's val objective at best_epoch
+    images_per_epoch: int = 0  # training images one epoch went through (more than the split under au_sampling)
 
 
 def set_seeds(seed: int, deterministic: bool) -> None:
@@ -99,6 +109,18 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int) -> Any:
     return keras.optimizers.Adam(learning_rate=lr)
 
 
+def training_arrays(cfg: TrainConfig, train: SplitArrays) -> SplitArrays:
+    """What the network trains on: the training split, or it resampled (`au_sampling`).
+
+    Only the fit sees the repeats; scoring, thresholds and the fit diagnosis read the split as
+    it is. Drawn once per fit from the run's seed, so a run is reproducible.
+    """
+    if cfg.au_sampling == "none" or "aus" not in train.labels or not train.labels["aus"].shape[1]:
+        return train
+    factors = au_repeat_factors(train.labels["aus"], cfg.au_repeat_threshold)
+    return resampled(train, repeat_counts(factors, cfg.seed))
+
+
 def fit_model(
     cfg: TrainConfig,
     arrays: dict[str, SplitArrays],
@@ -120,7 +142,7 @@ def fit_model(
     from ckrun.model.selection import EpochSelection
 
     set_seeds(cfg.seed, cfg.deterministic)
-    train, val = arrays["train"], arrays["val"]
+    train, val = training_arrays(cfg, arrays["train"]), arrays["val"]
     n_aus, n_classes = len(prep.aus), len(EMOTION_CLASSES)
     augmentation = (
         Augmentation(cfg.rotation, cfg.shift, cfg.zoom, cfg.flip, cfg.brightness, cfg.contrast) if cfg.augment else None
@@ -203,7 +225,7 @@ def fit_model(
     for key, values in history.history.items():
         renamed[names.keras_to_mlflow(key) if key != "val_objective" else key] = [float(v) for v in values]
     epoch = selection.selected_epoch or len(history.epoch)
-    return FitOutcome(model, prep, renamed, epoch, arrays, seconds, selection.selected_score)
+    return FitOutcome(model, prep, renamed, epoch, arrays, seconds, selection.selected_score, len(train.images))
 
 
 def _build_before_tracing(model: Any, dataset: Any) -> None:
@@ -348,6 +370,7 @@ def train(
             fit_gap=diagnosis.fit_gap,
             fit_seconds=sum(f.seconds for f in fits),
             selected_val_objective=outcome.selection_score,
+            train_images_per_epoch=outcome.images_per_epoch,
         )
         metrics.update(fusion_metrics)
         if len(fits) > 1:

@@ -69,6 +69,8 @@ def test_search_space_accepts_the_recipe_keys(tmp_path: Path) -> None:
         "  weight_averaging: {choices: [none, ema, swa]}\n"
         "  selection: {choices: [best_epoch, smoothed, last]}\n"
         "  au_loss: {choices: [bce, focal, asl]}\n"
+        "  au_sampling: {choices: [none, repeat]}\n"
+        "  au_repeat_threshold: {low: 0.05, high: 0.3}\n"
         "  tta: {choices: [none, flip, flip_shift]}\n"
         "  ensemble_seeds: {low: 1, high: 3}\n"
         "  fusion: {choices: [none, baseline]}\n"
