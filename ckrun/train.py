@@ -370,7 +370,7 @@ def train(
             fit_gap=diagnosis.fit_gap,
             fit_seconds=sum(f.seconds for f in fits),
             selected_val_objective=outcome.selection_score,
-            train_images_per_epoch=outcome.images_per_epoch,
+            fit_images_per_epoch=outcome.images_per_epoch,
         )
         metrics.update(fusion_metrics)
         if len(fits) > 1:

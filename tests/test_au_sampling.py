@@ -111,4 +111,4 @@ def test_a_run_logs_how_many_images_an_epoch_went_through(tmp_path, tiny_ckplus,
     assert out.exit_code == 0, out.output
     run = tracking.get_run(out.output.split("run id: ")[1].split()[0])
     assert run.data.params["au_sampling"] == "repeat"
-    assert run.data.metrics["train_images_per_epoch"] > int(run.data.params["n_train"])
+    assert run.data.metrics["fit_images_per_epoch"] > int(run.data.params["n_train"])
