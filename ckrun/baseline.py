@@ -73,6 +73,14 @@ def check_model(model: str) -> str:
     return model
 
 
+def check_c_grid(c_grid: Sequence[float]) -> tuple[float, ...]:
+    """The C grid, sorted and checked, or a one-line config error naming it."""
+    try:
+        return check_grid(c_grid)
+    except ValueError as exc:
+        raise ConfigError(f"c_grid: {exc}") from None
+
+
 def _c_text(c: float | None) -> str:
     return "–" if c is None else f"{c:g}"
 
@@ -109,10 +117,7 @@ def run_baseline(
     from ckrun.data.pipeline import FaceCache
 
     check_model(model)
-    try:
-        grid = check_grid(c_grid)
-    except ValueError as exc:
-        raise ConfigError(f"c_grid: {exc}") from None
+    grid = check_c_grid(c_grid)
     unknown = [f for f in families or () if f not in FAMILIES]
     if unknown or (families is not None and not families):
         raise ConfigError(f"families: expected some of {', '.join(FAMILIES)}, received {list(families or [])}")

@@ -26,7 +26,6 @@ from ckrun.config import TrainConfig
 from ckrun.console import echo
 from ckrun.data.loader import PreparedData, manifest_digest
 from ckrun.data.split import kfold_splits
-from ckrun.errors import ConfigError
 from ckrun.run_logging import describe_run, run_params, timestamp
 from ckrun.train import TrainResult, train
 
@@ -119,16 +118,12 @@ def cross_validate_baseline(
     The parent is a `baseline` run with a `cv_folds` param: reports set a cross-validated
     network against it (same data, folds and seed), never a single-split run.
     """
-    from ckrun.baseline import SHARED_PARAMS, check_model, run_baseline
+    from ckrun.baseline import SHARED_PARAMS, check_c_grid, check_model, run_baseline
     from ckrun.baselines import C_GRID
-    from ckrun.baselines.selection import check_grid
     from ckrun.data.pipeline import FaceCache
 
-    check_model(model)
-    try:  # refused before the parent run starts, not inside its first fold
-        grid = check_grid(c_grid if c_grid is not None else C_GRID)
-    except ValueError as exc:
-        raise ConfigError(f"c_grid: {exc}") from None
+    check_model(model)  # refused before the parent run starts, not inside its first fold
+    grid = check_c_grid(c_grid if c_grid is not None else C_GRID)
     cache = FaceCache(cfg.cache)
 
     def fit(i: int, fold: PreparedData, parent: str) -> Any:
@@ -163,6 +158,7 @@ def cross_validate_baseline(
         system_metrics=False,
         fit=fit,
         finish=finish,
+        fold_columns=lambda result: {"baseline_model": result.model},
     )
 
 
@@ -183,9 +179,11 @@ def _cross_validate(
     system_metrics: bool,
     fit: Callable[[int, PreparedData, str], Any],
     finish: Callable[[list[Any]], str | None],
+    fold_columns: Callable[[Any], dict[str, Any]] = lambda result: {},
 ) -> CVResult:
     """The parent run, one `fit(fold number, fold data, parent run id)` per fold inside it, the
-    fold means and spreads, then `finish` (which may log a model and return its URI)."""
+    fold means and spreads, then `finish` (which may log a model and return its URI).
+    `fold_columns` adds a fold's own columns to `cv_folds.csv` (e.g. the baseline family it kept)."""
     folds = kfold_splits(data.manifest, k, seed=cfg.seed)  # fails before any run if a fold is unusable
     results: list[Any] = []
     with tracking.start_run(
@@ -204,13 +202,7 @@ def _cross_validate(
         tracking.set_tags({"fit_diagnosis": verdict})
         table = pd.DataFrame(
             [
-                {
-                    "fold": i,
-                    "run_id": r.run_id,
-                    **({"baseline_model": r.model} if kind == "baseline" else {}),
-                    "fit_diagnosis": r.diagnosis.verdict,
-                    **r.metrics,
-                }
+                {"fold": i, "run_id": r.run_id, **fold_columns(r), "fit_diagnosis": r.diagnosis.verdict, **r.metrics}
                 for i, r in enumerate(results, start=1)
             ]
         )

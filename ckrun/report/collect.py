@@ -268,7 +268,7 @@ def cv_verdict_lines(table: pd.DataFrame, run_id: str) -> list[str]:
             ]
         judged = {run_id: verdicts[run_id]}
     else:
-        judged = {r: v for r, v in verdicts.items() if str(v[0]["run_id"]) == run_id and r in _cv_ids(table)}
+        judged = {r: v for r, v in verdicts.items() if str(v[0]["run_id"]) == run_id}  # cv floors judge cv runs only
     names_by_id = dict(zip(table["run_id"].astype(str), table["run"].astype(str), strict=False))
     lines = []
     for deep_id, (baseline, verdict) in judged.items():
@@ -277,10 +277,6 @@ def cv_verdict_lines(table: pd.DataFrame, run_id: str) -> list[str]:
         wins = _fold_wins(deep_id, str(baseline["run_id"]))
         lines.append(("FLAG: " if verdict.judged and not verdict.beats else "") + where + sentence + wins)
     return lines
-
-
-def _cv_ids(table: pd.DataFrame) -> set[str]:
-    return set(table.loc[table["kind"] == "cv", "run_id"].astype(str))
 
 
 def _fold_wins(deep_id: str, baseline_id: str) -> str:
