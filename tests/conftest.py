@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,15 @@ def use_store(mp: pytest.MonkeyPatch, root: Path, *, bare: bool = False) -> Path
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         mp.delenv(var, raising=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """One MLflow store for a test module's end-to-end runs (trained once, read by several tests)."""
+    root = tmp_path_factory.mktemp(f"{request.module.__name__.removeprefix('test_')}_store")
+    with pytest.MonkeyPatch.context() as mp:
+        use_store(mp, root)
+        yield root
 
 
 @pytest.fixture

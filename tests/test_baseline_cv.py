@@ -64,14 +64,6 @@ def test_a_cv_run_is_judged_against_the_baseline_on_its_folds_and_a_single_split
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("baseline_cv_store")
-    with pytest.MonkeyPatch.context() as mp:
-        use_store(mp, root)
-        yield root
-
-
-@pytest.fixture(scope="module")
 def both(store: Path, tiny_ckplus: Path) -> dict[str, str]:
     """`ckrun train --cv 3`, then `ckrun baseline --cv 3`, on the same data and seed: their outputs."""
     runner = CliRunner()

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import use_store
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
@@ -222,14 +221,6 @@ def test_a_fusion_weight_without_fusion_is_a_config_error() -> None:
 # End to end in MLflow
 
 TINY = ["preset=tiny", "epochs=1", "min_au_count=3", "threshold_min_positives=3", "explain_images_per_class=0"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("fusion_store")
-    with pytest.MonkeyPatch.context() as mp:
-        use_store(mp, root)
-        yield root
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import use_store
 
 from ckrun import names, tracking
 from ckrun.cli import cli
@@ -25,14 +24,6 @@ from ckrun.predict import Predictor
 pytestmark = pytest.mark.slow
 
 TINY = ["preset=tiny", "epochs=1", "min_au_count=3", "threshold_min_positives=3", "explain_images_per_class=0"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("recipe_store")
-    with pytest.MonkeyPatch.context() as mp:
-        use_store(mp, root)
-        yield root
 
 
 @pytest.fixture(scope="module")

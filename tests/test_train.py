@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import use_store
 from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking
@@ -58,14 +57,6 @@ def _artifacts(run_id: str, path: str = "") -> set[str]:
         else:
             found.add(item.path)
     return found
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train_store")
-    with pytest.MonkeyPatch.context() as mp:
-        use_store(mp, root)
-        yield root
 
 
 @pytest.fixture(scope="module")
