@@ -17,7 +17,7 @@ import pandas as pd
 
 from ckrun import names
 from ckrun.config import TrainConfig
-from ckrun.data.labels import au_code
+from ckrun.data.labels import FINE_EMOTIONS, au_code
 from ckrun.data.loader import PreparedData
 from ckrun.data.manifest import PEAK_DISTANCE
 from ckrun.errors import ConfigError, DataError
@@ -68,15 +68,24 @@ def build_arrays(
 
         images = reference.stack(images, face_cache.images(reference.neutral_rows(data.manifest), prep))
     arrays = {}
+    fine = cfg.fine_emotion_weight > 0 and fine_emotion_images(data.part("train")) > 0
     for split in names.SPLITS:
         mask = (data.manifest["split"] == split).to_numpy()
         rows = data.manifest.loc[mask].reset_index(drop=True)
         weights = frame_weights(rows, cfg.frame_weight_decay) if split == "train" else None
-        arrays[split] = SplitArrays(np.asarray(images[mask]), encode_labels(rows, aus), weights=weights, rows=rows)
+        labels = encode_labels(rows, aus, fine=fine)
+        arrays[split] = SplitArrays(np.asarray(images[mask]), labels, weights=weights, rows=rows)
     if len(arrays["train"].images) == 0 or len(arrays["val"].images) == 0:
         raise DataError("the train and val splits must both hold images")
     mean, std = normalisation_stats(arrays["train"].images)
     return arrays, replace(prep, mean=mean, std=std, aus=tuple(aus))
+
+
+def fine_emotion_images(part: pd.DataFrame) -> int:
+    """Images of `part` whose CK+ emotion (not neutral) is known: what a fine-emotion head learns from."""
+    if "ck_emotion" not in part:
+        return 0
+    return int(part["ck_emotion"].isin(FINE_EMOTIONS).sum())
 
 
 def _unresolved(cfg: TrainConfig, size: int, channels: int) -> Preprocessing:

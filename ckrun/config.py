@@ -202,6 +202,13 @@ class TrainConfig(BaseModel):
         "mean", description="validation objective: mean of emotion and AU macro-F1, or either alone"
     )
     early_stopping: int = Field(0, ge=0, description="patience in epochs (0 = off; best epoch is restored anyway)")
+    fine_emotion_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="loss weight of an auxiliary training head that tells CK+'s seven emotions apart (rows "
+        "without a CK+ emotion name are masked; the logged model keeps the three-class head only; 0 = off)",
+    )
 
     # --- recipe: regularisers, weight averaging, epoch selection, AU loss, TTA, ensembles ----
     # Every default keeps the plain recipe; README "Recipe options" explains each choice.

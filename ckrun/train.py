@@ -138,7 +138,7 @@ def fit_model(
     from ckrun.model.callbacks import EpochLine, ObjectiveAndRate, StopOnSignal
     from ckrun.model.losses import au_loss
     from ckrun.model.objectives import MaskedAccuracy, MaskedCategoricalCrossentropy, MaskedMacroF1
-    from ckrun.model.resnet import AU_HEAD, EMOTION_HEAD, build_model
+    from ckrun.model.resnet import AU_HEAD, EMOTION_HEAD, FINE_EMOTION_HEAD, build_model, two_headed
     from ckrun.model.selection import EpochSelection
 
     set_seeds(cfg.seed, cfg.deterministic)
@@ -169,22 +169,24 @@ def fit_model(
     val_ds = make_dataset(val.images, val.labels, prep, batch_size=max(cfg.batch_size, 64), replicas=replicas)
     steps = int(train_ds.cardinality())  # batches per epoch (fewer when replicas drop the short batch)
 
+    fine = train.labels.get(FINE_EMOTION_HEAD)
     with strategy.scope():
-        model = build_model(cfg, n_classes, n_aus, (prep.mean[0], prep.std[0]))
+        model = build_model(cfg, n_classes, n_aus, (prep.mean[0], prep.std[0]), 0 if fine is None else fine.shape[1])
         class_w = emotion_class_weights(train.labels["emotion"]) if cfg.class_weights else None
         pos_w = au_positive_weights(train.labels["aus"]) if cfg.au_pos_weights and n_aus else None
         metrics = {EMOTION_HEAD: [MaskedAccuracy(False, n_classes), MaskedMacroF1(False, n_classes)]}
         if n_aus:
             metrics[AU_HEAD] = [MaskedAccuracy(True, n_aus), MaskedMacroF1(True, n_aus)]
-        model.compile(
-            optimizer=_optimizer(cfg, steps),
-            loss={
-                EMOTION_HEAD: MaskedCategoricalCrossentropy(class_w, label_smoothing=cfg.label_smoothing),
-                AU_HEAD: au_loss(cfg, pos_w),
-            },
-            loss_weights={EMOTION_HEAD: cfg.emotion_loss_weight, AU_HEAD: cfg.au_loss_weight if n_aus else 0.0},
-            metrics=metrics,
-        )
+        losses = {
+            EMOTION_HEAD: MaskedCategoricalCrossentropy(class_w, label_smoothing=cfg.label_smoothing),
+            AU_HEAD: au_loss(cfg, pos_w),
+        }
+        weights = {EMOTION_HEAD: cfg.emotion_loss_weight, AU_HEAD: cfg.au_loss_weight if n_aus else 0.0}
+        if fine is not None:
+            fine_w = emotion_class_weights(fine) if cfg.class_weights else None
+            losses[FINE_EMOTION_HEAD] = MaskedCategoricalCrossentropy(fine_w, label_smoothing=cfg.label_smoothing)
+            weights[FINE_EMOTION_HEAD] = cfg.fine_emotion_weight
+        model.compile(optimizer=_optimizer(cfg, steps), loss=losses, loss_weights=weights, metrics=metrics)
         _build_before_tracing(model, train_ds)
     averaging = None
     if cfg.weight_averaging != "none":
@@ -225,7 +227,9 @@ def fit_model(
     for key, values in history.history.items():
         renamed[names.keras_to_mlflow(key) if key != "val_objective" else key] = [float(v) for v in values]
     epoch = selection.selected_epoch or len(history.epoch)
-    return FitOutcome(model, prep, renamed, epoch, arrays, seconds, selection.selected_score, len(train.images))
+    return FitOutcome(
+        two_headed(model), prep, renamed, epoch, arrays, seconds, selection.selected_score, len(train.images)
+    )
 
 
 def _build_before_tracing(model: Any, dataset: Any) -> None:
@@ -332,6 +336,7 @@ def train(
             echo(faces.line())
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
         prep = dataclasses.replace(prep, tta=cfg.tta)
+        fine_metrics = _fine_emotion_check(cfg, data, verbose)
         fits = fit_members(cfg, arrays, prep, callbacks=callbacks, verbose=verbose)
         outcome, models = fits[0], [f.model for f in fits]
         probs = {s: predict_arrays(models, arrays[s], prep) for s in names.SPLITS}
@@ -373,6 +378,7 @@ def train(
             fit_images_per_epoch=outcome.images_per_epoch,
         )
         metrics.update(fusion_metrics)
+        metrics.update(fine_metrics)
         if len(fits) > 1:
             metrics.update(member_metrics(fits, arrays, prep, cfg))
         if cfg.calibrate:
@@ -404,6 +410,26 @@ def train(
         models,
         fusion,
     )
+
+
+def _fine_emotion_check(cfg: TrainConfig, data: PreparedData, verbose: bool) -> dict[str, float]:
+    """How many training images teach the fine-emotion head; says so when none do.
+
+    A manifest whose `emotion` column holds only the three classes has no CK+ emotion names,
+    and the head then is not built: the run trains as with `fine_emotion_weight=0`, and says so.
+    """
+    if cfg.fine_emotion_weight <= 0:
+        return {}
+    from ckrun.arrays import fine_emotion_images
+
+    n = fine_emotion_images(data.part("train"))
+    if verbose:
+        echo(
+            f"fine emotion head: {n} training images with a CK+ emotion name (loss weight {cfg.fine_emotion_weight:g})"
+            if n
+            else "fine emotion head: off, no training image has a CK+ emotion name (ck_emotion: anger, ..., surprise)"
+        )
+    return {"fit_fine_emotion_images": float(n)}
 
 
 def _log_explanations(models: Any, prep: Preprocessing, test: SplitArrays, cfg: TrainConfig, epochs_run: int) -> dict:

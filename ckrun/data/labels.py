@@ -23,6 +23,13 @@ CK_EMOTION_CODES: dict[int, str] = {
 # The high-level task, in the order of the emotion head's outputs (emotion_num).
 EMOTION_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 
+# CK+'s seven emotions in code order: what the auxiliary head of `fine_emotion_weight` tells
+# apart. The negative class joins five of them, each with its own AUs (EMFACS).
+FINE_EMOTIONS: tuple[str, ...] = tuple(name for code, name in sorted(CK_EMOTION_CODES.items()) if code)
+
+# Label keys whose rows are one-hot (an all-zero row is unlabelled); AU entries use -1 instead.
+ONE_HOT_LABELS: tuple[str, ...] = ("emotion", "fine_emotion")
+
 CK_TO_CLASS: dict[str, str] = {
     "anger": "negative",
     "contempt": "negative",

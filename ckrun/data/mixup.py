@@ -15,6 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from ckrun.data.labels import ONE_HOT_LABELS
+
 
 def _beta(seed: tf.Tensor, alpha: float) -> tf.Tensor:
     """One λ ~ Beta(α, α) as G1 / (G1 + G2) of two Gamma(α) draws (stateless)."""
@@ -30,7 +32,7 @@ def mix_labels(labels: dict[str, tf.Tensor], lam: tf.Tensor, perm: tf.Tensor) ->
         value = tf.cast(value, tf.float32)
         other = tf.gather(value, perm)
         mixed = lam * value + (1.0 - lam) * other
-        if key == "emotion":  # all-zero row = unlabelled
+        if key in ONE_HOT_LABELS:  # all-zero row = unlabelled
             both = (tf.reduce_sum(value, -1, keepdims=True) > 0) & (tf.reduce_sum(other, -1, keepdims=True) > 0)
             out[key] = tf.where(both, mixed, tf.zeros_like(mixed))
         else:  # -1 entry = unknown AU

@@ -25,7 +25,7 @@ import tensorflow as tf
 from ckrun.data import crop_policy
 from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import FaceGeometry, placements
-from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.data.labels import EMOTION_CLASSES, FINE_EMOTIONS, ONE_HOT_LABELS
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_VERSION = 2  # bump when the same settings would give other pixels (v2: OpenCV warp)
@@ -167,11 +167,13 @@ class FaceCache:
 # Labels and normalisation
 
 
-def encode_labels(manifest: pd.DataFrame, aus: Sequence[str]) -> dict[str, np.ndarray]:
+def encode_labels(manifest: pd.DataFrame, aus: Sequence[str], *, fine: bool = False) -> dict[str, np.ndarray]:
     """One-hot emotion (all zeros when missing) and multi-hot AUs (-1 when missing).
 
     The zero row and the -1 entries are the masks the losses and metrics read, so an image
-    with only one kind of label still trains the other head's shared features.
+    with only one kind of label still trains the other head's shared features. With `fine`,
+    also one-hot CK+ emotions (`fine_emotion`, over FINE_EMOTIONS) from the `ck_emotion`
+    column, all zeros where it is missing or neutral.
     """
     n = len(manifest)
     emotion = np.zeros((n, len(EMOTION_CLASSES)), np.float32)
@@ -183,7 +185,23 @@ def encode_labels(manifest: pd.DataFrame, aus: Sequence[str]) -> dict[str, np.nd
         if col in manifest:
             values = pd.to_numeric(manifest[col], errors="coerce").to_numpy(dtype=float)
             au[:, j] = np.where(np.isnan(values), -1.0, (values > 0).astype(float))
-    return {"emotion": emotion, "aus": au}
+    labels = {"emotion": emotion, "aus": au}
+    if fine:
+        labels["fine_emotion"] = _one_hot(manifest.get("ck_emotion"), FINE_EMOTIONS, n)
+    return labels
+
+
+def _one_hot(values: pd.Series | None, classes: Sequence[str], n: int) -> np.ndarray:
+    """Rows of `classes` one-hot; all zeros for a missing value or one outside `classes`."""
+    out = np.zeros((n, len(classes)), np.float32)
+    if values is None:
+        return out
+    index = {name: i for i, name in enumerate(classes)}
+    for row, value in enumerate(values.to_numpy(dtype=object)):
+        column = index.get(value) if isinstance(value, str) else None
+        if column is not None:
+            out[row, column] = 1.0
+    return out
 
 
 def normalisation_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -272,9 +290,10 @@ def pad_rows(images: np.ndarray, labels: dict[str, np.ndarray], multiple: int) -
     if extra == 0:
         return images, labels
     images = np.concatenate([images, np.zeros((extra, *images.shape[1:]), images.dtype)])
-    filler = {"emotion": 0}  # all-zero emotion row = unlabelled; -1 = unknown AU
-    labels = {
-        key: np.concatenate([value, np.full((extra, *value.shape[1:]), filler.get(key, -1), value.dtype)])
+    labels = {  # an all-zero one-hot row = unlabelled; -1 = unknown AU
+        key: np.concatenate(
+            [value, np.full((extra, *value.shape[1:]), 0 if key in ONE_HOT_LABELS else -1, value.dtype)]
+        )
         for key, value in labels.items()
     }
     return images, labels

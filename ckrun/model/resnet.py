@@ -16,6 +16,7 @@ from keras import layers
 
 EMOTION_HEAD = "emotion"
 AU_HEAD = "aus"
+FINE_EMOTION_HEAD = "fine_emotion"  # training-only auxiliary head (fine_emotion_weight)
 
 
 def _l2(l2: float) -> keras.regularizers.Regularizer | None:
@@ -170,7 +171,9 @@ def grid_features(feature_map: Any, grid: int) -> Any:
     return layers.Flatten(name="grid_flatten")(x)
 
 
-def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, float] = (0.0, 1.0)) -> keras.Model:
+def build_model(
+    cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, float] = (0.0, 1.0), fine_classes: int = 0
+) -> keras.Model:
     """The two-headed network for `cfg` (a TrainConfig): outputs {"emotion", "aus"}.
 
     The backbone is the ResNet of the architecture keys, or with `backbone=fer_xception` the
@@ -181,6 +184,9 @@ def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, 
     `cfg.pooling` says what each head reads: `global` both the global average, `grid` both
     the grid cells, `grid_au` the AU head the cells (AUs are local muscle actions) and the
     emotion head the global average (an expression is read from the whole face).
+
+    With `fine_classes` a third softmax head, "fine_emotion", reads what the emotion head
+    reads: it exists for training only (`two_headed` drops it after the fit).
     """
     inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.input_channels), name="image")
     if cfg.backbone == "fer_xception":
@@ -214,7 +220,24 @@ def build_model(cfg: Any, n_classes: int, n_aus: int, input_stats: tuple[float, 
     aus = layers.Dense(max(n_aus, 1), activation="sigmoid", kernel_regularizer=_l2(cfg.l2), name=AU_HEAD)(
         pooled[au_reads]
     )
-    model = keras.Model(inputs, {EMOTION_HEAD: emotion, AU_HEAD: aus}, name=f"ckrun_{cfg.backbone}")
+    outputs = {EMOTION_HEAD: emotion, AU_HEAD: aus}
+    if fine_classes:
+        outputs[FINE_EMOTION_HEAD] = layers.Dense(
+            fine_classes, activation="softmax", kernel_regularizer=_l2(cfg.l2), name=FINE_EMOTION_HEAD
+        )(pooled[emotion_reads])
+    model = keras.Model(inputs, outputs, name=f"ckrun_{cfg.backbone}")
     if cfg.backbone == "fer_xception":
         xception.load_pretrained(model)
     return model
+
+
+def two_headed(model: keras.Model) -> keras.Model:
+    """`model` without its training-only heads: the same layers and weights, outputs {"emotion", "aus"}.
+
+    Everything after the fit (scoring, TTA, Grad-CAM, the logged model, `predict`) then sees
+    the one network shape ckrun serves, whatever helped train it.
+    """
+    if set(model.output) == {EMOTION_HEAD, AU_HEAD}:
+        return model
+    outputs = {key: model.output[key] for key in (EMOTION_HEAD, AU_HEAD)}
+    return keras.Model(model.input, outputs, name=model.name)
