@@ -60,8 +60,10 @@ def test_the_default_fine_tunes_the_pretrained_network_and_preset_resnet_is_the_
     )
     for key in RECIPES["resnet"]:  # the same recipe on either network...
         assert getattr(resnet, key) == getattr(default, key), key
-    # ...except that the pretrained one, near its best within a dozen epochs, stops early
+    # ...except that the pretrained one, near its best within a dozen epochs, stops early, and
+    # learns the seven CK+ emotions beside the three classes (the ResNet preset is the former default)
     assert (default.early_stopping, resnet.early_stopping) == (12, 0)
+    assert (default.fine_emotion_weight, resnet.fine_emotion_weight) == (0.3, 0.0)
     switched = default.updated(preset="resnet")
     assert (switched.backbone, switched.image_size) == ("resnet", 96)
     assert default.updated(backbone="resnet").image_size == 64  # --set backbone keeps the preset's size
