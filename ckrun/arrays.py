@@ -17,7 +17,7 @@ import pandas as pd
 
 from ckrun import names
 from ckrun.config import TrainConfig
-from ckrun.data.labels import FINE_EMOTIONS, au_code
+from ckrun.data.labels import FINE_EMOTIONS, NEGATIVE_EMOTIONS, au_code
 from ckrun.data.loader import PreparedData
 from ckrun.data.manifest import PEAK_DISTANCE
 from ckrun.errors import ConfigError, DataError
@@ -82,10 +82,18 @@ def build_arrays(
 
 
 def fine_emotion_images(part: pd.DataFrame) -> int:
-    """Images of `part` whose CK+ emotion (not neutral) is known: what a fine-emotion head learns from."""
+    """Images of `part` a fine-emotion head learns from: those with a CK+ emotion name (not neutral).
+
+    0 unless the names split the negative class (two of its five emotions or more): that is
+    all the head adds to the three-class one. A manifest of the three classes names only
+    `surprise`, a class and an emotion alike, and a head fed that would only echo the emotion head.
+    """
     if "ck_emotion" not in part:
         return 0
-    return int(part["ck_emotion"].isin(FINE_EMOTIONS).sum())
+    names = part["ck_emotion"]
+    if names[names.isin(NEGATIVE_EMOTIONS)].nunique() < 2:
+        return 0
+    return int(names.isin(FINE_EMOTIONS).sum())
 
 
 def _unresolved(cfg: TrainConfig, size: int, channels: int) -> Preprocessing:

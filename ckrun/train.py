@@ -415,8 +415,9 @@ def train(
 def _fine_emotion_check(cfg: TrainConfig, data: PreparedData, verbose: bool) -> dict[str, float]:
     """How many training images teach the fine-emotion head; says so when none do.
 
-    A manifest whose `emotion` column holds only the three classes has no CK+ emotion names,
-    and the head then is not built: the run trains as with `fine_emotion_weight=0`, and says so.
+    A manifest whose `emotion` column holds only the three classes does not name the negative
+    emotions, and the head then is not built: the run trains as with `fine_emotion_weight=0`,
+    and says so.
     """
     if cfg.fine_emotion_weight <= 0:
         return {}
@@ -427,7 +428,8 @@ def _fine_emotion_check(cfg: TrainConfig, data: PreparedData, verbose: bool) -> 
         echo(
             f"fine emotion head: {n} training images with a CK+ emotion name (loss weight {cfg.fine_emotion_weight:g})"
             if n
-            else "fine emotion head: off, no training image has a CK+ emotion name (ck_emotion: anger, ..., surprise)"
+            else "fine emotion head: off, the training split does not name two or more of CK+'s negative emotions "
+            "(anger, contempt, disgust, fear, sadness: CK+ names in the emotion column or a ck_emotion column)"
         )
     return {"fit_fine_emotion_images": float(n)}
 

@@ -24,7 +24,12 @@ def test_fine_labels_are_one_hot_ck_emotions_and_masked_where_unknown_or_neutral
     assert fine.sum(axis=1).tolist() == [1, 0, 0, 1, 1]  # missing and neutral rows are all zeros: masked
     assert "fine_emotion" not in encode_labels(rows, [])  # off unless asked for
     assert fine_emotion_images(rows) == 3
-    assert fine_emotion_images(rows.drop(columns="ck_emotion")) == 0  # a manifest of the three classes only
+    assert fine_emotion_images(rows.drop(columns="ck_emotion")) == 0
+    # A manifest of the three classes names `surprise` only (a class and an emotion alike), and
+    # one negative emotion does not split the negative class: nothing for the head to learn.
+    assert fine_emotion_images(pd.DataFrame({"ck_emotion": ["surprise", None, "surprise"]})) == 0
+    assert fine_emotion_images(pd.DataFrame({"ck_emotion": ["surprise", "anger", "anger"]})) == 0
+    assert fine_emotion_images(pd.DataFrame({"ck_emotion": ["surprise", "anger", "fear"]})) == 3
 
 
 def test_fine_rows_stay_masked_when_padded_and_when_mixed() -> None:
@@ -148,7 +153,9 @@ def test_without_ck_emotion_names_the_head_is_off_and_the_run_says_so(tmp_path, 
         overrides=["preset=tiny", "epochs=1", "fine_emotion_weight=1", "explain_images_per_class=0", "log_model=false"]
     )
     data = prepare_for_config(tiny_ckplus, cfg, progress=False)
-    data.manifest["ck_emotion"] = None  # what a manifest of the three classes gives
+    # What a manifest of the three classes gives: `surprise` read as a CK+ name, nothing else.
+    data.manifest["ck_emotion"] = data.manifest["ck_emotion"].where(data.manifest["ck_emotion"] == "surprise")
+    assert (data.manifest["ck_emotion"] == "surprise").any()
     lines: list[str] = []
     monkeypatch.setattr("ckrun.train.echo", lines.append)
     result = train(cfg, data, experiment="fine-off")

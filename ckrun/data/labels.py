@@ -40,6 +40,10 @@ CK_TO_CLASS: dict[str, str] = {
     "surprise": "surprise",
 }
 
+# The five emotions the `negative` class joins: a fine-emotion head is worth training only where
+# the data names at least two of them.
+NEGATIVE_EMOTIONS: tuple[str, ...] = tuple(name for name in FINE_EMOTIONS if CK_TO_CLASS[name] == "negative")
+
 # Spellings accepted in CSV manifests and class folders, mapped to CK+ names.
 _ALIASES: dict[str, str] = {
     "happiness": "happy",
