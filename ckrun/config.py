@@ -61,13 +61,8 @@ _SMALL_SET_RECIPE: dict[str, Any] = {
 # 29 logged 30-50-epoch fits kept the same epoch with a patience of 12, for 82% of the epochs
 # (bench/README.md, "Early stopping"). A fit's curve up to any epoch does not depend on where
 # it stops, so what patience costs is only the rare late best it never reaches.
-#
-# It also learns CK+'s seven emotions through an auxiliary training head (weight 0.3 beside the
-# emotion head's 1): `negative` joins five emotions with different AUs, and fine labels train
-# features for the coarse task and the AUs that tell those emotions apart (Chen et al. 2019).
-# Over 10 paired folds of the synthetic set (two seeds) it raised test AU macro-F1 by 0.009 on
-# average (8 of 10 folds) and left emotion accuracy within the folds' noise (-0.005; bench/README.md,
-# "Seven emotions behind three"). Without CK+ emotion names in the data the head is off.
+# It also learns CK+'s seven emotions through a training-only head: `negative` joins five
+# emotions with different AUs (+0.009 AU macro-F1 over 10 synthetic folds; bench/README.md).
 _PRETRAINED_RECIPE: dict[str, Any] = {**_SMALL_SET_RECIPE, "early_stopping": 12, "fine_emotion_weight": 0.3}
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {},
@@ -210,11 +205,7 @@ class TrainConfig(BaseModel):
     )
     early_stopping: int = Field(0, ge=0, description="patience in epochs (0 = off; best epoch is restored anyway)")
     fine_emotion_weight: float = Field(
-        0.0,
-        ge=0,
-        le=10,
-        description="loss weight of an auxiliary training head that tells CK+'s seven emotions apart (rows "
-        "without a CK+ emotion name are masked; the logged model keeps the three-class head only; 0 = off)",
+        0.0, ge=0, le=10, description="loss weight of a training-only head over CK+'s seven emotions (0 = off)"
     )
 
     # --- recipe: regularisers, weight averaging, epoch selection, AU loss, TTA, ensembles ----
