@@ -62,7 +62,7 @@ _SMALL_SET_RECIPE: dict[str, Any] = {
 # (bench/README.md, "Early stopping"). A fit's curve up to any epoch does not depend on where
 # it stops, so what patience costs is only the rare late best it never reaches.
 # It also learns CK+'s seven emotions through a training-only head: `negative` joins five
-# emotions with different AUs (+0.009 AU macro-F1 over 10 synthetic folds; bench/README.md).
+# emotions with different AUs (+0.008 AU macro-F1 over 15 synthetic folds; bench/README.md).
 _PRETRAINED_RECIPE: dict[str, Any] = {**_SMALL_SET_RECIPE, "early_stopping": 12, "fine_emotion_weight": 0.3}
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {},
