@@ -336,7 +336,7 @@ def train(
             echo(faces.line())
         arrays, prep = build_arrays(cfg, data, aus, face_cache)
         prep = dataclasses.replace(prep, tta=cfg.tta)
-        fine_metrics = _fine_emotion_check(cfg, data, verbose)
+        fine_metrics = _fine_emotion_check(cfg, arrays["train"], verbose)
         fits = fit_members(cfg, arrays, prep, callbacks=callbacks, verbose=verbose)
         outcome, models = fits[0], [f.model for f in fits]
         probs = {s: predict_arrays(models, arrays[s], prep) for s in names.SPLITS}
@@ -412,18 +412,17 @@ def train(
     )
 
 
-def _fine_emotion_check(cfg: TrainConfig, data: PreparedData, verbose: bool) -> dict[str, float]:
+def _fine_emotion_check(cfg: TrainConfig, train: SplitArrays, verbose: bool) -> dict[str, float]:
     """How many training images teach the fine-emotion head; says so when none do.
 
-    A manifest whose `emotion` column holds only the three classes does not name the negative
-    emotions, and the head then is not built: the run trains as with `fine_emotion_weight=0`,
-    and says so.
+    `build_arrays` gives the split fine labels only where they split the negative class
+    (`ckrun.arrays.fine_emotion_images`): a manifest of the three classes does not, and the run
+    then trains as with `fine_emotion_weight=0`, and says so.
     """
     if cfg.fine_emotion_weight <= 0:
         return {}
-    from ckrun.arrays import fine_emotion_images
-
-    n = fine_emotion_images(data.part("train"))
+    fine = train.labels.get("fine_emotion")
+    n = 0 if fine is None else int(fine.any(axis=1).sum())
     if verbose:
         echo(
             f"fine emotion head: {n} training images with a CK+ emotion name (loss weight {cfg.fine_emotion_weight:g})"

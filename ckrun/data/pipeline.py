@@ -176,10 +176,7 @@ def encode_labels(manifest: pd.DataFrame, aus: Sequence[str], *, fine: bool = Fa
     column, all zeros where it is missing or neutral.
     """
     n = len(manifest)
-    emotion = np.zeros((n, len(EMOTION_CLASSES)), np.float32)
-    nums = manifest["emotion_num"]
-    known = nums.notna().to_numpy()
-    emotion[np.flatnonzero(known), nums[known].astype(int).to_numpy()] = 1.0
+    emotion = _one_hot_rows(manifest["emotion_num"].fillna(-1).astype(int).to_numpy(), len(EMOTION_CLASSES))
     au = np.full((n, len(aus)), -1.0, np.float32)
     for j, col in enumerate(aus):
         if col in manifest:
@@ -187,20 +184,17 @@ def encode_labels(manifest: pd.DataFrame, aus: Sequence[str], *, fine: bool = Fa
             au[:, j] = np.where(np.isnan(values), -1.0, (values > 0).astype(float))
     labels = {"emotion": emotion, "aus": au}
     if fine:
-        labels["fine_emotion"] = _one_hot(manifest.get("ck_emotion"), FINE_EMOTIONS, n)
+        names = manifest["ck_emotion"] if "ck_emotion" in manifest else pd.Series([None] * n)
+        codes = np.asarray(pd.Categorical(names, categories=FINE_EMOTIONS).codes)  # -1: missing, neutral
+        labels["fine_emotion"] = _one_hot_rows(codes, len(FINE_EMOTIONS))
     return labels
 
 
-def _one_hot(values: pd.Series | None, classes: Sequence[str], n: int) -> np.ndarray:
-    """Rows of `classes` one-hot; all zeros for a missing value or one outside `classes`."""
-    out = np.zeros((n, len(classes)), np.float32)
-    if values is None:
-        return out
-    index = {name: i for i, name in enumerate(classes)}
-    for row, value in enumerate(values.to_numpy(dtype=object)):
-        column = index.get(value) if isinstance(value, str) else None
-        if column is not None:
-            out[row, column] = 1.0
+def _one_hot_rows(codes: np.ndarray, k: int) -> np.ndarray:
+    """One-hot rows of integer class codes; -1 (unknown) gives the all-zero row the losses mask."""
+    out = np.zeros((len(codes), k), np.float32)
+    known = codes >= 0
+    out[np.flatnonzero(known), codes[known]] = 1.0
     return out
 
 
