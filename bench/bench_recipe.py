@@ -1,7 +1,7 @@
 """Recipe variants against the strongest linear baseline on the same subject-exclusive folds.
 
     .venv/bin/python bench/bench_recipe.py [--data DATA] [--cv 5] [--variant NAME ...]
-        [--repeats R] [--set KEY=VALUE ...] [--folds 1 2 ...] [--store DIR] [--json FILE]
+        [--repeats R] [--set KEY=VALUE ...] [--folds 1 2 ...] [--store DIR] [--json FILE [--resume]]
     .venv/bin/python bench/bench_recipe.py --json FILE --summarise
 
 This is how the default recipe is chosen (issue 11): every named variant (config overrides on
@@ -22,7 +22,10 @@ Runs are logged to a throw-away MLflow store (or `--store DIR`, kept) without mo
 are appended to `--json` as each run finishes, so an interrupted benchmark keeps what it
 measured, and `--summarise` prints the tables of everything a file holds (runs made at
 different times, or of variants run one at a time). `--folds` runs a subset of the folds (the
-table says how many runs it averages).
+table says how many runs it averages). A benchmark on real faces runs for hours; rerun the same
+command with `--resume` after an interruption and it skips every run the file already holds
+with the same config on the same fold (each row carries a digest of both), and its tables
+cover the runs of both sittings.
 
 A run with `fusion=baseline` (`ckrun.fusion`) also scores its network alone on the same fit; it
 is recorded first as "<variant> (unfused)" (before 2026-12-07: "(ResNet alone)"), so the paired
@@ -35,6 +38,7 @@ present its figures as real-face results.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -93,8 +97,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fine_emotion_off": {"fine_emotion_weight": 0.0},
     "fine_emotion1": {"fine_emotion_weight": 1.0},
 }
+UNFUSED = " (unfused)"
 COLUMNS = ("test_emotion_accuracy", "test_emotion_f1", "test_au_f1_weighted", "test_au_f1")
 HEADER = ("emotion acc", "emotion macro-F1", "AU weighted-F1", "AU macro-F1")
+
+
+def run_key(system: str, config: TrainConfig, fold_digest: str) -> str:
+    """What makes two runs the same measurement: the system, its whole config and the fold's rows."""
+    text = json.dumps([system, config.model_dump(mode="json"), fold_digest], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def mean_sd(values: list[float]) -> str:
@@ -131,19 +146,23 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def paired_table(results: list[dict[str, Any]]) -> str:
-    """Markdown: each variant minus the first one, over the (fold, repeat) runs both made."""
+    """Markdown: each variant minus the first one, over the (fold, repeat) runs both made.
+
+    The first variant is the first fused one where there is one: a fused run records its network
+    alone first, and the question is how the others compare with the variant as shipped.
+    """
     systems = [s for s in dict.fromkeys(r["system"] for r in results) if s != "baseline"]
     if len(systems) < 2:
         return ""
     keyed = {(r["system"], r["fold"], r.get("repeat", 0)): r["metrics"] for r in results}
-    reference = systems[0]
+    reference = next((s for s in systems if not s.endswith(UNFUSED)), systems[0])
     lines = [
         f"| system − {reference} | pairs | "
         + " | ".join(f"Δ {h}" for h in HEADER)
         + " | wins (emotion acc, AU macro-F1) |",
         "|---|---|" + "---|" * (len(HEADER) + 1),
     ]
-    for system in systems[1:]:
+    for system in (s for s in systems if s != reference):
         pairs = [
             (m, keyed[(reference, f, r)])
             for (s, f, r), m in keyed.items()
@@ -175,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--summarise", action="store_true", help="only print the tables of every run already in --json FILE"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip the runs --json FILE already holds (same config, same fold)"
+    )
     args = parser.parse_args(argv)
+    if args.resume and not args.json:
+        parser.error("--resume skips the runs of --json FILE: give --json")
     if args.summarise:
         if not args.json or not args.json.is_file():
             parser.error("--summarise reads the results of --json FILE, which must exist")
-        stored = [json.loads(line) for line in args.json.read_text().splitlines() if line.strip()]
+        stored = read_results(args.json)
         print(table(stored))
         paired = paired_table(stored)
         if paired:
@@ -204,9 +228,23 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variant or ["default"]
     cache = FaceCache("memory")
     results: list[dict[str, Any]] = []
+    earlier = read_results(json_path) if args.resume and json_path and json_path.is_file() else []
+    done = {(r["system"], r["key"]) for r in earlier if "key" in r}
 
-    def record(system: str, fold: int, metrics: dict[str, float], seconds: float, repeat: int = 0) -> None:
-        row = {"system": system, "fold": fold, "repeat": repeat, "seconds": seconds,
+    def resumed(system: str, key: str) -> bool:
+        """Take the runs an earlier sitting made with this key (with a fused run, its unfused row too)."""
+        if (system, key) not in done:
+            return False
+        rows = [r for r in earlier if r.get("key") == key and r["system"] in (system, system + UNFUSED)]
+        results.extend(sorted(rows, key=lambda r: r["system"] == system))
+        last = rows[-1]
+        print(f"fold {last['fold']}.{last['repeat']} {system}: in {args.json} already, skipped", flush=True)
+        return True
+
+    def record(
+        system: str, fold: int, metrics: dict[str, float], seconds: float, repeat: int = 0, key: str = ""
+    ) -> None:
+        row = {"system": system, "fold": fold, "repeat": repeat, "seconds": seconds, "key": key,
                "metrics": {c: metrics[c] for c in COLUMNS}}  # fmt: skip
         results.append(row)
         scores = ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS)
@@ -218,21 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     for i in chosen:
         manifest = folds[i - 1]
         fold = PreparedData(data.source, data.source_format, manifest, manifest_digest(manifest), data.skipped)
-        if not args.no_baseline:
+        if not args.no_baseline and not resumed("baseline", key := run_key("baseline", base, fold.digest)):
             start = time.perf_counter()
             result = run_baseline(base, fold, face_cache=cache, experiment="bench-recipe")
-            record("baseline", i, result.metrics, time.perf_counter() - start)
+            record("baseline", i, result.metrics, time.perf_counter() - start, key=key)
         for name in variants:
             for repeat in range(args.repeats):
                 cfg = base.updated(**VARIANTS[name], seed=base.seed + repeat)
+                if resumed(name, key := run_key(name, cfg, fold.digest)):
+                    continue
                 start = time.perf_counter()
                 trained = train(cfg, fold, run_name=f"{name}-fold{i}.{repeat}", experiment="bench-recipe",
                                 face_cache=cache, verbose=False)  # fmt: skip
                 seconds = time.perf_counter() - start
                 if f"unfused_{COLUMNS[0]}" in trained.metrics:  # a fused run also scored its network alone
                     alone = {c: trained.metrics[f"unfused_{c}"] for c in COLUMNS}
-                    record(f"{name} (unfused)", i, alone, seconds, repeat)
-                record(name, i, trained.metrics, seconds, repeat)
+                    record(name + UNFUSED, i, alone, seconds, repeat, key)
+                record(name, i, trained.metrics, seconds, repeat, key)
 
     data_name = args.data or "embedded synthetic CK+"
     print(f"\n{len(chosen)} of {args.cv} subject-exclusive folds of {data_name} ({len(data.manifest)} images); "
