@@ -41,6 +41,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench_recipe import mean_sd
+
 SPLIT_TARGETS = {"test_emotion_accuracy": 0.96, "test_au_f1_weighted": 0.83, "au_f1_coded": 0.72}
 CV_TARGETS = {"test_emotion_accuracy": 0.97, "test_au_f1_weighted": 0.84, "test_au_f1": 0.72}
 LABELS = {
@@ -54,12 +56,12 @@ LABELS = {
 
 def coded_aus(manifest: pd.DataFrame, min_sequences: int) -> tuple[list[str], str]:
     """AU columns positive in >= min_sequences sequences (or images, without sequence ids), and the unit."""
+    from ckrun.data.counts import sequence_keys
     from ckrun.data.labels import au_columns
 
     columns = au_columns(list(manifest.columns))
-    ids = manifest["sequence"].fillna("").astype(str) if "sequence" in manifest else pd.Series("", manifest.index)
-    if (ids != "").all():
-        keys = manifest["subject"].astype(str) + "/" + ids
+    keys = sequence_keys(manifest.assign(sequence=manifest["sequence"].replace("", pd.NA)))
+    if keys is not None and keys.notna().all():
         counts = {c: keys[manifest[c] > 0].nunique() for c in columns}
         unit = "sequences"
     else:
@@ -83,10 +85,6 @@ def network_scores(result: Any, aus: list[str]) -> dict[str, float]:
 def cell(scores: dict[str, float], key: str) -> str:
     value = scores.get(key)
     return "–" if value is None or value != value else f"{value:.3f}"
-
-
-def mean_sd(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
 
 
 def judge(where: str, scores: dict[str, float], targets: dict[str, float], beats: bool, floor: str) -> list[str]:
@@ -118,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ckrun import console
     from ckrun.baseline import run_baseline
-    from ckrun.baselines.verdict import baseline_name, compare
+    from ckrun.baselines import family_label
+    from ckrun.baselines.verdict import compare
     from ckrun.config import load_config
     from ckrun.crossval import cross_validate, cross_validate_baseline
     from ckrun.data.loader import prepare_for_config
@@ -149,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print("| system | " + " | ".join(f"test {LABELS[k]}" for k in keys) + " | fit s |")
         print("|---|" + "---|" * (len(keys) + 1))
         print("| `ckrun train` (default) | " + " | ".join(cell(scores, k) for k in keys) + f" | {net_s:.0f} |")
-        print(f"| `ckrun baseline` ({baseline_name({'baseline_model': base.model})}) | "
+        print(f"| `ckrun baseline` ({family_label(base.model)}) | "
               + " | ".join(cell(floor, k) for k in keys) + f" | {base_s:.0f} |\n", flush=True)  # fmt: skip
         beats = compare(net.metrics, base.metrics).beats
-        verdicts += judge("split", scores, SPLIT_TARGETS, beats, baseline_name({"baseline_model": base.model}))
+        verdicts += judge("split", scores, SPLIT_TARGETS, beats, family_label(base.model))
 
     if not args.no_cv:
         print(f"fitting the default and the baseline on {args.cv} subject-exclusive folds ...", flush=True)
@@ -178,10 +177,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{column(floors, 'test_au_f1')} | {column(folds, 'au_f1_coded')} | |\n")  # fmt: skip
         print(f"{args.cv} folds in {net_s / 60:.1f} min; fit diagnosis: "
               + ", ".join(r.diagnosis.verdict for r in cv.folds) + "\n", flush=True)  # fmt: skip
-        means = {k: statistics.fmean(f[k] for f in folds) for k in folds[0]}
+        means = {**cv.mean, "au_f1_coded": statistics.fmean(f["au_f1_coded"] for f in folds)}
         beats = compare(cv.mean, floor_cv.mean).beats
         kept = Counter(r.model for r in floor_cv.folds).most_common(1)[0][0]
-        verdicts += judge(f"{args.cv}-fold CV", means, CV_TARGETS, beats, baseline_name({"baseline_model": kept}))
+        verdicts += judge(f"{args.cv}-fold CV", means, CV_TARGETS, beats, family_label(kept))
 
     print("\n".join(verdicts))
     print(f"store: {store}")
