@@ -1,6 +1,6 @@
 """The linear floors side by side: each `ckrun baseline` family on one split, time and scores.
 
-    .venv/bin/python bench/bench_baseline.py [--data DATA] [--models logreg svm hog-svm best] [--set KEY=VALUE ...]
+    .venv/bin/python bench/bench_baseline.py [--data DATA] [--models logreg svm hog-svm lbp-svm best] [--set KEY=VALUE ...]
 
 Runs `ckrun baseline --model M` for each model into a throw-away MLflow store and prints a
 Markdown table: the Cs chosen on validation, the validation objective, test emotion accuracy /
@@ -33,7 +33,7 @@ COLUMNS = (
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None)
-    parser.add_argument("--models", nargs="+", default=["logreg", "svm", "hog-svm", "best"])
+    parser.add_argument("--models", nargs="+", default=["logreg", "svm", "hog-svm", "lbp-svm", "best"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     store = throwaway_store("ckrun-baseline-")

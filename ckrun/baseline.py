@@ -60,7 +60,7 @@ class BaselineResult:
     run_id: str
     metrics: dict[str, float]
     diagnosis: Diagnosis
-    model: str  # the family kept: logreg | svm | hog-svm
+    model: str  # the family kept: logreg | svm | hog-svm | lbp-svm
     c_emotion: float | None
     c_au: float | None
     families: pd.DataFrame  # one row per family fitted, `kept` marks the chosen one
@@ -141,7 +141,7 @@ def run_baseline(
             }
         )
         tracking.log_dataset(data.manifest, source=data.source, digest=data.digest, name=data.name)
-        # The linear floor reads the face alone: its pixel and HOG features are of one grey image.
+        # The linear floor reads the face alone: its pixel, HOG and LBP features are of one grey image.
         plain = cfg.updated(reference="none")
         arrays, _ = build_arrays(
             plain, data, aus, face_cache or FaceCache(cfg.cache), image_size=BASELINE_SIZE, channels=1

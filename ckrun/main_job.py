@@ -72,7 +72,7 @@ def run_main(
     cache = FaceCache(cfg.cache)
 
     with tracking.parent_for_mlflow_run(run_name="ckrun-run"):
-        start = _stage("baseline: linear models on pixels and HOG, C and family chosen on val")
+        start = _stage("baseline: linear models on pixels, HOG and LBP, C and family chosen on val")
         base = run_baseline(cfg, prepared, experiment=experiment, face_cache=cache, model="best")
         seconds["baseline"] = time.perf_counter() - start
 

@@ -1,4 +1,4 @@
-"""The linear floors: HOG features, C chosen on validation only, `best` across families, SVM
+"""The linear floors: HOG and LBP features, C chosen on validation only, `best` across families, SVM
 probabilities and thresholds, the beats-the-baseline verdict, and the `--model` option.
 
 Everything runs on constructed 48 px faces (stripes, brightness, noise) whose answer is
@@ -13,7 +13,17 @@ from click.testing import CliRunner
 
 from ckrun.arrays import SplitArrays
 from ckrun.baselines.families import calibration_folds, family, fit_classifier, row_space
-from ckrun.baselines.features import HOG_BINS, hog_features, hog_shape, pixel_features
+from ckrun.baselines.features import (
+    HOG_BINS,
+    LBP_BINS,
+    LBP_GRID,
+    LBP_PATTERN_BIN,
+    hog_features,
+    hog_shape,
+    lbp_codes,
+    lbp_features,
+    pixel_features,
+)
 from ckrun.baselines.selection import fit_family, select_family
 from ckrun.baselines.verdict import compare
 from ckrun.cli import cli
@@ -79,6 +89,46 @@ def test_hog_features_have_the_dalal_triggs_shape_and_follow_the_image() -> None
     assert per_bin[0][middle].sum() > per_bin[0].sum() / 2
     assert per_bin[1][[0, -1]].sum() > per_bin[1].sum() / 2
     assert pixel_features(np.stack([horizontal])[..., None]).shape == (1, SIZE * SIZE)
+
+
+def test_lbp_codes_the_uniform_patterns_of_the_basic_operator() -> None:
+    """Ojala et al.: 58 patterns with at most two circular 0/1 transitions, one bin for the rest."""
+    assert LBP_BINS == 59 and sorted(set(LBP_PATTERN_BIN.tolist())) == list(range(59))
+    assert LBP_PATTERN_BIN[0] == 0 and LBP_PATTERN_BIN[255] == 57  # a bright spot; a flat area
+    assert LBP_PATTERN_BIN[0b01010101] == LBP_PATTERN_BIN[0b00100100] == 58  # eight and four transitions
+    assert LBP_PATTERN_BIN[0b00001111] != LBP_PATTERN_BIN[0b11110000]  # not rotation invariant
+    spot = np.full((1, 5, 5), 50, np.uint8)
+    spot[0, 2, 2] = 200
+    codes = lbp_codes(spot)[0]  # the 3 x 3 interior
+    assert codes[1, 1] == LBP_PATTERN_BIN[0]  # every neighbour darker than the spot
+    # The spot's upper-left neighbour sees it at its lower-right (bit 4); the rest is flat (>=).
+    assert codes[0, 0] == LBP_PATTERN_BIN[0b11111111]
+    # Lower half brighter: the first bright row sees darker neighbours above (bits 0-2) and equal
+    # ones beside and below (bits 3-7); the last dark row sees nothing darker.
+    step = np.zeros((1, 6, 6), np.uint8)
+    step[0, 3:] = 100
+    assert lbp_codes(step)[0, 2, 2] == LBP_PATTERN_BIN[0b11111000]
+    assert lbp_codes(step)[0, 1, 2] == LBP_PATTERN_BIN[0b11111111]
+
+
+def test_lbp_features_are_cell_histograms_blind_to_monotonic_lighting() -> None:
+    rng = np.random.default_rng(2)
+    horizontal, vertical = _stripes(0, rng), _stripes(1, rng)
+    faces = np.stack([horizontal, vertical]).astype(np.uint8)
+    features = lbp_features(faces[..., None])
+    assert features.shape == (2, LBP_GRID * LBP_GRID * LBP_BINS)
+    histograms = features.reshape(2, -1, LBP_BINS) ** 2  # the features are their square roots
+    np.testing.assert_allclose(histograms.sum(axis=2), 1.0, rtol=1e-5)
+    # The cell in the top-left corner, from the codes themselves.
+    codes = lbp_codes(faces[:1])[0]
+    corner = np.bincount(codes[:8, :8].ravel(), minlength=LBP_BINS) / 64  # 46 interior px: 8 px cells
+    np.testing.assert_allclose(histograms[0, 0], corner, rtol=1e-5)
+    assert not np.allclose(features[0], features[1])
+    # Any strictly increasing change of brightness keeps every comparison, hence every code.
+    dim = (faces // 2).astype(np.uint8)
+    np.testing.assert_array_equal(lbp_features(dim), lbp_features(2 * dim + 1))
+    with pytest.raises(ValueError, match="LBP needs faces"):
+        lbp_features(np.zeros((1, 6, 6), np.uint8))
 
 
 def test_row_space_coordinates_give_the_same_linear_model_predictions() -> None:
@@ -167,7 +217,7 @@ def test_best_keeps_the_family_with_the_best_validation_objective() -> None:
     stripes = _dataset(_stripes, seed=5)
     chosen = select_family("best", stripes, ["AU1", "AU2"], CFG, groups=_groups(stripes), grid=GRID)
     objectives = {f.family: f.objective for f in chosen.fits}
-    assert set(objectives) == {"logreg", "svm", "hog-svm"}
+    assert set(objectives) == {"logreg", "svm", "hog-svm", "lbp-svm"}
     assert chosen.kept.family == "hog-svm" == max(objectives, key=objectives.__getitem__)
     assert objectives["hog-svm"] > max(objectives["logreg"], objectives["svm"]) + 0.2
     table = chosen.families_table()
@@ -178,7 +228,7 @@ def test_best_keeps_the_family_with_the_best_validation_objective() -> None:
     chosen = select_family("best", bright, ["AU1", "AU2"], CFG, groups=_groups(bright), grid=GRID)
     objectives = {f.family: f.objective for f in chosen.fits}
     assert chosen.kept.family in ("logreg", "svm") and objectives[chosen.kept.family] == max(objectives.values())
-    assert objectives["hog-svm"] < objectives[chosen.kept.family]
+    assert max(objectives["hog-svm"], objectives["lbp-svm"]) < objectives[chosen.kept.family]
 
     alone = select_family("svm", bright, ["AU1", "AU2"], CFG, groups=_groups(bright), grid=GRID)
     assert [f.family for f in alone.fits] == ["svm"] and alone.kept.family == "svm"

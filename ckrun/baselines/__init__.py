@@ -4,8 +4,8 @@ A ResNet result means little until it is set beside what a tuned linear model ge
 same faces; on the maintainers' real CK+ split a linear SVM on raw 48 px pixels, C chosen on
 validation, reached 0.933 test emotion accuracy. The package keeps those floors honest:
 
-- `features`: raw pixels and HOG descriptors of the baseline's 48 px grey faces;
-- `families`: ``logreg``, ``svm``, ``hog-svm`` (standardised features, one classifier per AU,
+- `features`: raw pixels, HOG descriptors and LBP histograms of the baseline's 48 px grey faces;
+- `families`: ``logreg``, ``svm``, ``hog-svm``, ``lbp-svm`` (standardised features, one classifier per AU,
   probabilities calibrated on the training split only) and the regularisation grid;
 - `selection`: C chosen on validation per head, and ``best`` across families;
 - `verdict`: whether a deep run beats a baseline on every head (pure, for reports and jobs).
@@ -19,6 +19,7 @@ FAMILY_LABELS: dict[str, str] = {
     "logreg": "logistic-regression",
     "svm": "linear-SVM",
     "hog-svm": "HOG-SVM",
+    "lbp-svm": "LBP-SVM",
 }
 MODEL_CHOICES = (*FAMILY_LABELS, "best")
 DEFAULT_MODEL = "best"

@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.svm import SVC
 
 from ckrun.baselines import FAMILY_LABELS
-from ckrun.baselines.features import hog_features, pixel_features
+from ckrun.baselines.features import hog_features, lbp_features, pixel_features
 
 CALIBRATION_FOLDS = 3
 
@@ -38,6 +38,7 @@ class Family:
     name: str
     features: Callable[[np.ndarray], np.ndarray]
     loss: str
+    what: str  # the features, in prose
 
     @property
     def label(self) -> str:
@@ -45,15 +46,15 @@ class Family:
 
     @property
     def description(self) -> str:
-        what = "HOG descriptors" if self.features is hog_features else "raw pixels"
         model = "logistic regression" if self.loss == "logistic" else "linear SVM (Platt-scaled on train folds)"
-        return f"{model} on standardised {what}"
+        return f"{model} on standardised {self.what}"
 
 
 FAMILIES: dict[str, Family] = {
-    "logreg": Family("logreg", pixel_features, "logistic"),
-    "svm": Family("svm", pixel_features, "hinge"),
-    "hog-svm": Family("hog-svm", hog_features, "hinge"),
+    "logreg": Family("logreg", pixel_features, "logistic", "raw pixels"),
+    "svm": Family("svm", pixel_features, "hinge", "raw pixels"),
+    "hog-svm": Family("hog-svm", hog_features, "hinge", "HOG descriptors"),
+    "lbp-svm": Family("lbp-svm", lbp_features, "hinge", "uniform-LBP histograms"),
 }
 
 

@@ -82,7 +82,8 @@ def train_cmd(
     "--model",
     type=click.Choice(MODEL_CHOICES),
     default=DEFAULT_MODEL,
-    help="logistic regression or linear SVM on 48 px pixels, linear SVM on HOG, or the best of them on val",
+    help="logistic regression or linear SVM on 48 px pixels, linear SVM on HOG or on LBP histograms, "
+    "or the best of them on val",
 )
 @click.option(
     "--c-grid",
