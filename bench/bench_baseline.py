@@ -1,6 +1,6 @@
 """The linear floors side by side: each `ckrun baseline` family on one split, time and scores.
 
-    .venv/bin/python bench/bench_baseline.py [--data DATA] [--models logreg svm hog-svm lbp-svm best] [--set KEY=VALUE ...]
+    .venv/bin/python bench/bench_baseline.py [--data DATA] [--models logreg svm hog-svm lbp-svm best] [--set K=V ...]
 
 Runs `ckrun baseline --model M` for each model into a throw-away MLflow store and prints a
 Markdown table: the Cs chosen on validation, the validation objective, test emotion accuracy /

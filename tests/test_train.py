@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking
+from ckrun.baselines.families import FAMILIES
 from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data.loader import prepare_for_config
@@ -337,7 +338,8 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
     assert params["image_size"] == "48"
     assert params["au_list"] == tracking.get_run(result.run_id).data.params["au_list"]  # same AU selection
     assert {"baseline/families.csv", "baseline/candidates.csv"} <= _artifacts(base.run_id)
-    assert len(base.candidates) == 3 * 2 and base.families["kept"].sum() == 1
+    assert len(base.candidates) == len(FAMILIES) * 2 and base.families["kept"].sum() == 1
+    assert set(base.families["family"]) == set(FAMILIES)
     assert run.data.metrics["objective"] == max(base.families["val_objective"])
     assert run.data.metrics["objective"] == run.data.metrics[f"baseline_objective_{base.model.replace('-', '_')}"]
 

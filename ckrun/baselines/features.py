@@ -114,7 +114,7 @@ def lbp_features(images: np.ndarray) -> np.ndarray:
     patterns. On the synthetic folds it lifted the LBP-SVM's validation objective on all five.
     """
     codes = lbp_codes(images)
-    n, inner = codes.shape[0], codes.shape[1] if codes.ndim == 3 else 0
+    n, inner = codes.shape[:2]
     if inner < LBP_GRID:
         raise ValueError(f"LBP needs faces of at least {LBP_GRID + 2} px, got {np.asarray(images).shape[1:3]}")
     edges = np.linspace(0, inner, LBP_GRID + 1).round().astype(int)
