@@ -18,7 +18,7 @@ import pandas as pd
 
 from ckrun import tracking
 from ckrun.arrays import build_arrays, select_aus
-from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES, family_label
+from ckrun.baselines import C_GRID, DEFAULT_MODEL, MODEL_CHOICES, family_label, objective_metric
 from ckrun.baselines.families import FAMILIES
 from ckrun.baselines.features import BASELINE_SIZE
 from ckrun.baselines.selection import FamilyFit, Selection, check_grid, select_family
@@ -158,7 +158,7 @@ def run_baseline(
         metrics["fit_seconds"] = sum(f.seconds for f in selection.fits)
         for fit in selection.fits:
             if np.isfinite(fit.objective):
-                metrics[f"baseline_objective_{fit.family.replace('-', '_')}"] = fit.objective
+                metrics[objective_metric(fit.family)] = fit.objective
         tracking.log_params(
             {
                 "model": kept.family,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from ckrun import tracking
 from ckrun.main_job import MainJobResult, summary
 from ckrun.report import collect
@@ -34,6 +36,10 @@ def _log(name: str, kind: str, metrics: dict[str, float], params: dict[str, str]
     return run.run_id
 
 
+# What `ckrun baseline --model best` logs of each family it fitted (its val objective).
+FAMILIES = {"baseline_objective_logreg": 0.61, "baseline_objective_hog_svm": 0.70, "baseline_objective_lbp_svm": 0.655}
+
+
 def _log_experiment() -> dict[str, str]:
     """Two baselines on the data (HOG-SVM strongest on val), one stronger on *other* data, and
     three deep runs: one losing on AU macro-F1, one tying on emotion accuracy, one beating all."""
@@ -41,8 +47,13 @@ def _log_experiment() -> dict[str, str]:
     strong_but_worse_on_val, other_data = _scores(0.99, 0.99, 0.99, 0.60), _scores(0.99, 0.99, 0.99, 0.95)
     elsewhere = {"data_digest": "other"}
     return {
-        "baseline-hog-svm": _log("baseline-hog-svm", "baseline", _scores(0.90, 0.89, 0.63, 0.70), hog),
-        "baseline-logreg": _log("baseline-logreg", "baseline", strong_but_worse_on_val, {"baseline_model": "logreg"}),
+        "baseline-hog-svm": _log("baseline-hog-svm", "baseline", _scores(0.90, 0.89, 0.63, 0.70) | FAMILIES, hog),
+        "baseline-logreg": _log(
+            "baseline-logreg",
+            "baseline",
+            strong_but_worse_on_val | {"baseline_objective_logreg": 0.60},  # one family fitted
+            {"baseline_model": "logreg"},
+        ),
         "baseline-elsewhere": _log(
             "baseline-elsewhere", "baseline", other_data, {"baseline_model": "svm", **elsewhere}
         ),
@@ -87,7 +98,13 @@ def test_report_flags_each_deep_run_that_does_not_beat_the_strongest_baseline(ml
     analysis = re.search(r"^### Against the strongest baseline\n(.*?)(?=^### )", md, re.MULTILINE | re.DOTALL)
     assert analysis, "the analysis has no baseline subsection"
     text = analysis.group(1)
-    assert "The strongest baseline is **baseline-hog-svm** (HOG-SVM, C 0.01 for emotion and C 0.1 for AUs" in text
+    assert (
+        "The strongest baseline is **baseline-hog-svm** (HOG-SVM, C 0.01 for emotion and C 0.1 for AUs, chosen on "
+        "validation; val objective 0.700; each family's: logistic-regression 0.610, HOG-SVM 0.700, LBP-SVM 0.655)"
+    ) in text
+    from ckrun.report.analysis import _family_objectives
+
+    assert _family_objectives(pd.Series({"baseline_objective_logreg": 0.6, "objective": 0.6})) == ""  # one family
     assert "**2 of 3 trained runs do not beat it**" in text
     assert "- **train-loses** does not beat the HOG-SVM baseline on AU macro-F1: 0.610 vs 0.630." in text
     assert "- **train-ties** does not beat the HOG-SVM baseline on emotion accuracy: 0.900 vs 0.900." in text

@@ -29,6 +29,11 @@ DEFAULT_MODEL = "best"
 C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
+def objective_metric(family: str) -> str:
+    """The metric a `best` baseline run logs each family's val objective under ('baseline_objective_hog_svm')."""
+    return f"baseline_objective_{family.replace('-', '_')}"
+
+
 def family_label(name: object) -> str:
     """A family's name in prose ('HOG-SVM'); runs logged before families existed are 'pixel'."""
     return FAMILY_LABELS.get(name, "pixel") if isinstance(name, str) else "pixel"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun import names, tracking
-from ckrun.baselines import family_label
+from ckrun.baselines import FAMILY_LABELS, family_label, objective_metric
 from ckrun.baselines.verdict import Verdict, compare
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.predictions import Predictions, read_predictions_csv
@@ -51,6 +51,8 @@ INTERVAL_COLUMNS = tuple(
     for suffix in (*names.INTERVAL_SUFFIXES, "_std")
 )
 METRIC_COLUMNS = (*METRIC_COLUMNS, *INTERVAL_COLUMNS)
+# Each family's val objective in a `best` baseline run: which features read these faces best.
+FAMILY_OBJECTIVE_COLUMNS = tuple(objective_metric(f) for f in FAMILY_LABELS)
 TEST_METRICS = tuple(m for m in METRIC_COLUMNS if m.startswith("test_") and not m.endswith("_std"))
 
 
@@ -164,7 +166,7 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     table["seed"] = _column(runs, "params.seed").to_numpy()
     for key in ("baseline_model", "baseline_C", "baseline_C_au"):
         table[key] = _column(runs, f"params.{key}").to_numpy()
-    for key in METRIC_COLUMNS:
+    for key in (*METRIC_COLUMNS, *FAMILY_OBJECTIVE_COLUMNS):
         table[key] = [_float(v) for v in _column(runs, f"metrics.{key}")]
     table["fit_diagnosis"] = _column(runs, "tags.fit_diagnosis").fillna("").to_numpy()
     table["test_source"] = np.where(table["test_emotion_accuracy"].notna(), "run", "")
