@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking
+from ckrun.baselines import objective_metric
 from ckrun.baselines.families import FAMILIES
 from ckrun.cli import cli
 from ckrun.config import load_config
@@ -341,7 +342,7 @@ def test_baseline_logs_the_same_metric_names(trained) -> None:
     assert len(base.candidates) == len(FAMILIES) * 2 and base.families["kept"].sum() == 1
     assert set(base.families["family"]) == set(FAMILIES)
     assert run.data.metrics["objective"] == max(base.families["val_objective"])
-    assert run.data.metrics["objective"] == run.data.metrics[f"baseline_objective_{base.model.replace('-', '_')}"]
+    assert run.data.metrics["objective"] == run.data.metrics[objective_metric(base.model)]
 
 
 def test_invalid_config_is_rejected_before_a_run_exists(bare_mlflow_store: Path, tiny_ckplus: Path) -> None:
