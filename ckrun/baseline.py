@@ -155,7 +155,7 @@ def run_baseline(
             metrics, metrics, None, objective=kind, overfit_gap=cfg.overfit_gap, underfit_score=cfg.underfit_score
         )
         metrics["fit_gap"] = diagnosis.fit_gap
-        metrics["fit_seconds"] = sum(f.seconds for f in selection.fits)
+        metrics["fit_seconds"] = selection.seconds
         for fit in selection.fits:
             if np.isfinite(fit.objective):
                 metrics[objective_metric(fit.family)] = fit.objective

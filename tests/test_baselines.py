@@ -234,6 +234,26 @@ def test_best_keeps_the_family_with_the_best_validation_objective() -> None:
     assert [f.family for f in alone.fits] == ["svm"] and alone.kept.family == "svm"
 
 
+def test_families_fitted_side_by_side_match_fits_one_after_the_other_and_leave_no_global_state() -> None:
+    """`best` fits families on threads; BLAS threads and warning filters are process-wide."""
+    import warnings
+
+    from threadpoolctl import threadpool_info
+
+    arrays = _dataset(_stripes, seed=7)
+    filters, blas = list(warnings.filters), [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    chosen = select_family("best", arrays, ["AU1", "AU2"], CFG, groups=_groups(arrays), grid=GRID)
+    assert list(warnings.filters) == filters
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == blas
+    assert chosen.seconds > 0
+    for fit in chosen.fits:
+        alone = fit_family(fit.family, arrays, ["AU1", "AU2"], CFG, groups=_groups(arrays), grid=GRID)
+        assert (fit.c_emotion, fit.c_au, fit.objective) == (alone.c_emotion, alone.c_au, alone.objective)
+        for split, heads in alone.probs.items():
+            for head, p in heads.items():
+                np.testing.assert_array_equal(fit.probs[split][head], p, err_msg=f"{fit.family} {split} {head}")
+
+
 # --------------------------------------------------------------------------------------
 # Verdict and CLI
 

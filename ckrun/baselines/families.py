@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,22 +124,38 @@ def fit_classifier(
 
     `warm`, the same head fitted at the previous (smaller) C of a grid, starts the logistic
     solver from its weights: the path along the grid then costs a fraction of cold fits.
+    Callers silence the solvers' convergence warnings (`quiet_single_blas`): warning filters
+    are process-wide, so a head fitted on a worker thread must not toggle them.
     """
     class_weight = "balanced" if balanced else None
-    with warnings.catch_warnings():
+    if fam.loss == "logistic":
+        if isinstance(warm, LogisticRegression):
+            return copy.deepcopy(warm).set_params(C=c, warm_start=True).fit(x, y)
+        return LogisticRegression(C=c, class_weight=class_weight, max_iter=1000, random_state=seed).fit(x, y)
+    # libsvm's SMO on the few hundred row-space coordinates converges in milliseconds at
+    # every C, where liblinear's coordinate descent (LinearSVC) needs thousands of passes
+    # near C = 1; both fit the same kind of model, a hinge-loss linear SVM.
+    svm = SVC(C=c, kernel="linear", class_weight=class_weight, random_state=seed)
+    folds = calibration_folds(y, groups, seed)
+    if folds is None:
+        return MarginSigmoid(svm.fit(x, y))
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False).fit(x, y)
+
+
+@contextmanager
+def quiet_single_blas() -> Iterator[None]:
+    """One BLAS thread and no solver convergence warnings, for fitting heads.
+
+    BLAS runs single-threaded: the problems are a few hundred rows wide, where threads only
+    spin against each other (measured: 4-5x less CPU for the same fits on 2 cores). A
+    convergence warning at the weak end of the C grid says nothing the val scores do not.
+    Both settings are process-wide, so the thread that starts the fits sets them once.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if fam.loss == "logistic":
-            if isinstance(warm, LogisticRegression):
-                return copy.deepcopy(warm).set_params(C=c, warm_start=True).fit(x, y)
-            return LogisticRegression(C=c, class_weight=class_weight, max_iter=1000, random_state=seed).fit(x, y)
-        # libsvm's SMO on the few hundred row-space coordinates converges in milliseconds at
-        # every C, where liblinear's coordinate descent (LinearSVC) needs thousands of passes
-        # near C = 1; both fit the same kind of model, a hinge-loss linear SVM.
-        svm = SVC(C=c, kernel="linear", class_weight=class_weight, random_state=seed)
-        folds = calibration_folds(y, groups, seed)
-        if folds is None:
-            return MarginSigmoid(svm.fit(x, y))
-        return CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False).fit(x, y)
+        yield
 
 
 def row_space(x_train: np.ndarray) -> np.ndarray | None:
