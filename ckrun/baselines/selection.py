@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,10 @@ def fit_family(
         return _fit_family(family(fam) if isinstance(fam, str) else fam, arrays, aus, cfg, groups, grid)
 
 
+class _Stopped(Exception):
+    """A family's fit ended early because `select_family` is being interrupted."""
+
+
 @dataclass
 class _Heads:
     """The models of one C: the emotion classifier and one per AU (None where a head has one class)."""
@@ -155,10 +160,13 @@ def _fit_heads(
     cfg: TrainConfig,
     groups: np.ndarray | None,
     warm: _Heads | None,
+    stop: threading.Event | None = None,
 ) -> _Heads:
-    """Every head at one C, on the training rows whose label is known."""
+    """Every head at one C, on the training rows whose label is known; `stop` set ends it early."""
 
     def fit(rows: np.ndarray, y: np.ndarray, balanced: bool, previous: Any) -> Any:
+        if stop is not None and stop.is_set():
+            raise _Stopped
         if len(np.unique(y[rows])) < 2:
             return None
         part = None if groups is None else groups[rows]
@@ -209,6 +217,7 @@ def _fit_family(
     cfg: TrainConfig,
     groups: np.ndarray | None,
     grid: Sequence[float],
+    stop: threading.Event | None = None,
 ) -> FamilyFit:
     grid = check_grid(grid)
     start = time.perf_counter()
@@ -219,7 +228,7 @@ def _fit_family(
     models: list[_Heads] = []
     rows = []
     for c in grid:
-        heads = _fit_heads(fam, x["train"], labels, c, cfg, groups, models[-1] if models else None)
+        heads = _fit_heads(fam, x["train"], labels, c, cfg, groups, models[-1] if models else None, stop)
         models.append(heads)
         probs = {s: heads.predict(x[s][:0], len(aus)) for s in names.SPLITS} | {
             "val": heads.predict(x["val"], len(aus))
@@ -282,8 +291,19 @@ def select_family(
 
     wanted = [family(name) for name in (list(families or FAMILIES) if requested == "best" else [requested])]
     start = time.perf_counter()
+    # An interrupt (Ctrl-C, SIGTERM) reaches the waiting thread at once; the `stop` flag ends
+    # the fits still running within one head, so the run is ended KILLED in a moment, not
+    # after every family has finished (a container's grace period before SIGKILL is ~10 s).
+    stop = threading.Event()
     with quiet_single_blas(), ThreadPoolExecutor(max_workers=min(len(wanted), usable_cores())) as pool:
-        fits = list(pool.map(lambda fam: _fit_family(fam, arrays, aus, cfg, groups, grid), wanted))
+        futures = [pool.submit(_fit_family, fam, arrays, aus, cfg, groups, grid, stop) for fam in wanted]
+        try:
+            fits = [future.result() for future in futures]
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
     scores = [f.objective if np.isfinite(f.objective) else -np.inf for f in fits]
     kept = fits[int(np.argmax(scores))]
     return Selection(kept, fits, time.perf_counter() - start)
