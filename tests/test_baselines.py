@@ -278,7 +278,7 @@ def test_a_failure_or_interrupt_while_families_fit_stops_the_others_within_a_hea
 
     monkeypatch.setattr(selection, "fit_classifier", counted)
     monkeypatch.setitem(families.FAMILIES, "ctrl-c", families.Family("ctrl-c", interrupted, "hinge", "-"))
-    monkeypatch.setattr(selection, "usable_cores", lambda: 2)
+    monkeypatch.setattr(selection, "cpu_count", lambda: 2)
     arrays = _dataset(_brightness, seed=8)
     grid = tuple(10.0**k for k in range(-4, 3))
     with pytest.raises(KeyboardInterrupt):

@@ -13,8 +13,6 @@ choice is made, so they cannot influence it.
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import cpu_count
 from sklearn.preprocessing import StandardScaler
 
 from ckrun import names
@@ -68,7 +67,7 @@ class Selection:
 
     kept: FamilyFit
     fits: list[FamilyFit]
-    seconds: float = math.nan  # wall time of all the fits (families run side by side)
+    seconds: float  # wall time of all the fits (families run side by side)
 
     def families_table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -295,21 +294,16 @@ def select_family(
     # the fits still running within one head, so the run is ended KILLED in a moment, not
     # after every family has finished (a container's grace period before SIGKILL is ~10 s).
     stop = threading.Event()
-    with quiet_single_blas(), ThreadPoolExecutor(max_workers=min(len(wanted), usable_cores())) as pool:
+    # joblib (scikit-learn's own dependency) counts the cores a container may use: affinity and
+    # CPU quotas, where os.cpu_count() sees the host's.
+    with quiet_single_blas(), ThreadPoolExecutor(max_workers=min(len(wanted), cpu_count())) as pool:
         futures = [pool.submit(_fit_family, fam, arrays, aus, cfg, groups, grid, stop) for fam in wanted]
         try:
             fits = [future.result() for future in futures]
         except BaseException:
             stop.set()
-            for future in futures:
-                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
     scores = [f.objective if np.isfinite(f.objective) else -np.inf for f in fits]
     kept = fits[int(np.argmax(scores))]
     return Selection(kept, fits, time.perf_counter() - start)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS has one, as in containers)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)
