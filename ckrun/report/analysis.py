@@ -193,8 +193,8 @@ def _family_objectives(baseline: pd.Series) -> str:
     dataset; a run that fitted one family has nothing to set beside it.
     """
     scores = [
-        f"{family_label(family)} {fmt(value)}"
-        for family in FAMILY_LABELS
+        f"{label} {fmt(value)}"
+        for family, label in FAMILY_LABELS.items()
         if isinstance(value := baseline.get(objective_metric(family)), float) and math.isfinite(value)
     ]
     return f"; each family's: {', '.join(scores)}" if len(scores) > 1 else ""
