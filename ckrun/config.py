@@ -135,7 +135,7 @@ class TrainConfig(BaseModel):
         description="neutral: read each face beside its sequence's neutral (first) frame, stacked as channels, "
         "for person-specific normalisation (needs CK+ sequences or a `neutral` column; predict takes --neutral)",
     )
-    cache: str = Field("memory", description="'memory' or a file path prefix for tf.data's cache")
+    cache: str = Field("memory", description="decoded faces: kept in 'memory', or in a folder of .npy files")
     augment: bool = True
     rotation: float = Field(8.0, ge=0, le=45, description="max rotation in degrees")
     shift: float = Field(0.06, ge=0, le=0.5, description="max shift as a fraction of the image size")
