@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 FAST_MARKERS := not slow and not postgres and not browser
 LOCK_FLAGS := --universal --python-version 3.10 --quiet
 
-.PHONY: run test test-fast lint typecheck format lock bench clean help
+.PHONY: run test test-fast lint typecheck format lock clean help
 
 help:
 	@echo "make run        - create .venv, install ckrun, run the main job on the embedded synthetic CK+"

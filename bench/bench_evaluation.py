@@ -1,4 +1,4 @@
-"""What the evaluation of issue 13 adds to `ckrun train`: seconds per part, on the default set.
+"""What the per-image evaluation adds to `ckrun train`: seconds per part, on the default set.
 
     .venv/bin/python bench/bench_evaluation.py [--epochs 2] [--data DATA] [--repeats 3] [--set KEY=VALUE ...]
 
@@ -76,7 +76,7 @@ def main() -> int:
     rows.append(("temperature scaling on val (calibrate=true)", calibration))
     plain, (plain_evals, _) = timed(n, lambda: score_splits(scaled, plain_arrays, aus, cfg), "plain")
     full, (full_evals, _) = timed(n, lambda: score_splits(scaled, arrays, aus, cfg), "full")
-    rows.append(("scoring, before issue 13 (3 splits)", plain))
+    rows.append(("scoring alone (3 splits)", plain))
     rows.append(("scoring with the val + test analysis", full))
     for split in ("val", "test"):
         for part, seconds in full_evals[split].analysis.seconds.items():
@@ -84,7 +84,7 @@ def main() -> int:
     with tracking.start_run(kind="train", run_name="bench-evaluation", experiment="bench"):
         before, _ = timed(n, lambda: _log(log_evaluation_artifacts, plain_evals), "log_before")
         after, _ = timed(n, lambda: _log(log_evaluation_artifacts, full_evals), "log_after")
-    rows.append(("logging artifacts, before issue 13", before))
+    rows.append(("logging artifacts without predictions, JSON and figures", before))
     rows.append(("logging artifacts with predictions, JSON and figures", after))
     rows.append(("  of which the 4 test figures", full_evals["test"].analysis.seconds.get("figures", float("nan"))))
     extra = calibration + (full - plain) + (after - before)

@@ -1,4 +1,4 @@
-"""What explanations, sequences and face grids (issue 13, parts 4-6) cost: seconds per part.
+"""What explanations, sequences and face grids cost: seconds per part.
 
     .venv/bin/python bench/bench_explain.py [--epochs 1] [--data DATA] [--repeats 3] [--set KEY=VALUE ...]
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_linear_svm.py [--data DATA] [--seeds 0 1] [--set KEY=VALUE ...]
 
-What a reviewer compares a deep model against (issue 11: on real CK+ this floor is within about
+What a reviewer compares a deep model against (on the maintainers' real CK+ this floor is within about
 0.02 emotion accuracy of the default ResNet). Same import, crop, subject split (the seed picks
 it), AU selection and 48 px faces as a ckrun run; features standardised on train. Emotion: one
 multi-class LinearSVC per C in the grid, the C with the best val macro-F1 kept. AUs: one

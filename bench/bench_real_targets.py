@@ -1,12 +1,12 @@
-"""Issue 11's targets on one dataset: the default and the strongest linear floor, on the set's split and under CV.
+"""ckrun's real-face targets on one dataset: the default and the strongest linear floor, split and CV.
 
     .venv/bin/python bench/bench_real_targets.py --data REAL.csv [--cv 5] [--set KEY=VALUE ...]
         [--store DIR] [--no-split] [--no-cv] [--min-sequences 10]
 
-The maintainers judge issue 11 by two tables on their licensed CK+ export: the default config
+The maintainers judge the default on real faces by two tables on their licensed CK+ export: the default config
 against `ckrun baseline` on the set's own subject-exclusive split, and both on ckrun's K folds
-(`ckrun train --cv K`, `ckrun baseline --cv K`). This script makes both, in the issue's layout,
-with the default config and no `--set` (the point of the rerun), and checks the issue's targets:
+(`ckrun train --cv K`, `ckrun baseline --cv K`). This script makes both, in the same layout,
+with the default config and no `--set` (the point of the rerun), and checks the targets:
 
 - on the set's split: test emotion accuracy >= 0.96, AU weighted-F1 >= 0.83 and AU macro-F1
   over the AUs coded in >= 10 sequences of the dataset >= 0.72;
@@ -16,7 +16,7 @@ with the default config and no `--set` (the point of the rerun), and checks the 
   and AU macro-F1, as `ckrun baseline` flags a run).
 
 It exits 1 when a target is missed. The AU macro-F1 over the AUs coded in >= N sequences is the
-issue's "19 AUs" figure: sequences are the manifest's (subject, sequence) pairs; a manifest
+"19 AUs" figure of the maintainers' export: sequences are the manifest's (subject, sequence) pairs; a manifest
 without sequence ids counts images and says so. An AU in that set that ckrun did not model (too
 few training positives) counts as F1 0.
 

