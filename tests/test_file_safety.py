@@ -1,0 +1,89 @@
+"""Nothing the user wrote is overwritten or deleted, and a write cut short leaves no trap behind.
+
+Output folders (`data describe`, `report`) are refused when they hold files ckrun did not
+write; single output files (`data import --out`, `compare --out`, `explain --out`) are refused
+when anything is already at the path, a dangling symlink included (writing would follow it
+and create a file wherever it points). A write cut short (full disk, signal) keeps the old
+file whole and leaves the folder one the next run still takes for its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from ckrun import outdir
+from ckrun.cli import cli
+
+
+def _disk_full(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_describe_refuses_a_users_folder_and_replaces_only_its_own_files(tiny_ckplus: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my own summary")
+    describe = ["data", "describe", str(tiny_ckplus), "--faces-per-class", "0", "--out"]
+
+    refused = CliRunner().invoke(cli, [*describe, str(mine)])
+    assert refused.exit_code == 1
+    assert f"error: --out {mine} is a non-empty folder that is not a ckrun dataset description" in refused.stderr
+    assert _files(mine) == {"summary.md": "my own summary"}
+
+    out = tmp_path / "described"
+    assert CliRunner().invoke(cli, [*describe, str(out)]).exit_code == 0
+    first = json.loads((out / outdir.DESCRIPTION.marker).read_text())["files"]
+    assert "summary.md" in first and all((out / f).is_file() for f in first)
+    (out / "notes.md").write_text("the user's notes beside it")
+    (out / "summary.md").write_text("stale")
+    again = CliRunner().invoke(cli, [*describe, str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "notes.md").read_text() == "the user's notes beside it"
+    assert (out / "summary.md").read_text().startswith("# Dataset description")
+    assert f"summary: {out / 'summary.md'}" in again.stdout  # where it is, not where it was built
+
+
+def _staged(tmp_path: Path, names: list[str]) -> Path:
+    folder = Path(tmp_path / f"staging-{len(list(tmp_path.iterdir()))}")
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f"new {name}")
+    return folder
+
+
+def test_a_publish_cut_short_leaves_a_folder_the_next_one_takes_for_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report"
+    outdir.publish(_staged(tmp_path, ["report.md"]), out)
+    (out / "notes.md").write_text("mine")
+    move, moved = shutil.move, []
+
+    def full_after_two(src: str, dst: str) -> Any:
+        if len(moved) == 2:
+            _disk_full()
+        moved.append(dst)
+        return move(src, dst)
+
+    monkeypatch.setattr(shutil, "move", full_after_two)
+    with pytest.raises(OSError, match="No space"):
+        outdir.publish(_staged(tmp_path, ["figures/a.png", "figures/b.png", "report.md"]), out)
+    monkeypatch.setattr(shutil, "move", move)
+    assert moved == [str(out / "figures" / "a.png"), str(out / "figures" / "b.png")]  # report.md was not
+
+    # Before, the list still named only report.md, so the next report refused figures/a.png as the user's.
+    written = outdir.publish(_staged(tmp_path, ["figures/a.png", "figures/b.png", "report.md"]), out)
+    assert written == ["figures/a.png", "figures/b.png", "report.md"]
+    assert (out / "notes.md").read_text() == "mine"
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
