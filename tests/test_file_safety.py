@@ -15,11 +15,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from ckrun import outdir
 from ckrun.cli import cli
+from ckrun.errors import CkrunError, DataError
 
 
 def _disk_full(*args: Any, **kwargs: Any) -> None:
@@ -87,3 +89,53 @@ def test_a_publish_cut_short_leaves_a_folder_the_next_one_takes_for_its_own(
     assert written == ["figures/a.png", "figures/b.png", "report.md"]
     assert (out / "notes.md").read_text() == "mine"
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_dangling_symlink_at_an_output_path_is_refused(tmp_path: Path) -> None:
+    from ckrun.compare import write_comparison
+    from ckrun.data.importers import check_manifest_out
+    from ckrun.explanations import write_explanations
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    links = tmp_path / "links"
+    links.mkdir()
+    for name in ("table.csv", "summary.json", "manifest.csv"):
+        (links / name).symlink_to(elsewhere / name)
+
+    class Table:
+        def frame(self) -> pd.DataFrame:
+            return pd.DataFrame({"metric": ["a"], "difference": [0.1]})
+
+    with pytest.raises(CkrunError, match=r"table\.csv exists"):
+        write_comparison(Table(), links / "table.csv")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"summary\.json: already exists"):
+        write_explanations([], links)
+    with pytest.raises(DataError, match="exists and is not a manifest ckrun wrote"):
+        check_manifest_out(links / "manifest.csv", tmp_path / "data.csv")
+    assert list(elsewhere.iterdir()) == []  # nothing created where the links point
+
+
+def test_a_manifest_cut_short_keeps_the_previous_one_whole(
+    tiny_ckplus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckrun.data.importers import check_manifest_out
+    from ckrun.data.manifest import save_manifest
+
+    out = tmp_path / "manifest.csv"
+    imported = CliRunner().invoke(cli, ["data", "import", str(tiny_ckplus), "--out", str(out)])
+    assert imported.exit_code == 0, imported.output
+    before = out.read_bytes()
+    manifest = pd.read_csv(out)
+    to_csv = pd.DataFrame.to_csv
+
+    def half_then_full(self: pd.DataFrame, path: Any, **kwargs: Any) -> None:
+        Path(path).write_text(to_csv(self, **kwargs)[:40])
+        _disk_full()
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        save_manifest(manifest, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]  # no temporary file left
+    check_manifest_out(out, tiny_ckplus)  # still a manifest ckrun wrote: the next import may replace it
