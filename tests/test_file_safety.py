@@ -139,3 +139,63 @@ def test_a_manifest_cut_short_keeps_the_previous_one_whole(
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]  # no temporary file left
     check_manifest_out(out, tiny_ckplus)  # still a manifest ckrun wrote: the next import may replace it
+
+
+def test_a_default_set_cut_short_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ckrun.data import synth
+    from ckrun.data.default import default_dataset
+
+    monkeypatch.setenv("CKRUN_CACHE", str(tmp_path / "cache"))
+
+    def interrupted(root: Path, **kwargs: Any) -> None:
+        (root / "cohn-kanade-images").mkdir(parents=True)
+        (root / "cohn-kanade-images" / "half.png").write_bytes(b"x" * 1000)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "generate_synthetic_ckplus", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        default_dataset(subjects=2, progress=False)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if ".tmp-" in p.name] == []
+
+    # One left by a process killed outright (SIGKILL) goes at the next generation, under the lock.
+    def complete(root: Path, **kwargs: Any) -> None:
+        root.mkdir(parents=True)
+        (root / synth.MARKER_FILE).write_text("{}")
+
+    monkeypatch.setattr(synth, "generate_synthetic_ckplus", complete)
+    root = default_dataset(subjects=2, progress=False)
+    (tmp_path / "cache" / f".{root.name}.tmp-999999").mkdir()
+    shutil.rmtree(root)
+    assert default_dataset(subjects=2, progress=False) == root and synth.is_synthetic_set(root)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if ".tmp-" in p.name] == []
+
+
+def test_a_face_cache_file_cut_short_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ckrun.data import pipeline
+    from ckrun.data.pipeline import FaceCache, Preprocessing
+
+    image = tmp_path / "face.png"
+    Image.new("L", (24, 24), 128).save(image)
+    manifest = pd.DataFrame({"path": [str(image)], "landmarks": [pd.NA]})
+    prep = Preprocessing(16, 1, "none", 0.1)
+    folder = tmp_path / "cache"
+    save = np.save
+
+    def half_then_full(file: Any, array: Any, *args: Any, **kwargs: Any) -> None:
+        if hasattr(file, "write"):
+            file.write(b"\x93NUMPY half")
+        else:
+            Path(file).write_bytes(b"\x93NUMPY half")
+        _disk_full()
+
+    monkeypatch.setattr(pipeline.np, "save", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        FaceCache(str(folder)).images(manifest, prep)
+    assert list(folder.iterdir()) == []  # before, faces-<key>.tmp.npy stayed, half written
+    monkeypatch.setattr(pipeline.np, "save", save)
+    faces = FaceCache(str(folder)).images(manifest, prep)
+    assert [p.suffix for p in folder.iterdir()] == [".npy"]
+    np.testing.assert_array_equal(np.load(next(folder.iterdir())), faces)
