@@ -199,3 +199,38 @@ def test_a_face_cache_file_cut_short_leaves_nothing_behind(tmp_path: Path, monke
     faces = FaceCache(str(folder)).images(manifest, prep)
     assert [p.suffix for p in folder.iterdir()] == [".npy"]
     np.testing.assert_array_equal(np.load(next(folder.iterdir())), faces)
+
+
+def _tables(database: Path) -> set[str]:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_a_study_is_never_stored_inside_the_mlflow_store_or_another_database(mlflow_store: Path) -> None:
+    import sqlite3
+
+    from ckrun.report.study import param_importances
+    from ckrun.tune.storage import open_storage, resolve_storage
+
+    store = mlflow_store / "mlflow.db"
+    other = mlflow_store / "app.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = {path: (_tables(path), path.read_bytes()) for path in (store, other)}
+
+    with pytest.raises(CkrunError, match=r"mlflow\.db is the MLflow store, and Optuna would add its tables"):
+        open_storage(resolve_storage(f"sqlite:///{store}"))
+    with pytest.raises(CkrunError, match=r"app\.db is a database without Optuna's tables"):
+        open_storage(resolve_storage(f"sqlite:///{other}"))
+    importances, note = param_importances("study", f"sqlite:///{store}")
+    assert importances is None and note is not None and "is the MLflow store" in note
+    assert {path: (_tables(path), path.read_bytes()) for path in (store, other)} == before
+
+    # A file of its own is created, then opened again as Optuna's.
+    own = f"sqlite:///{mlflow_store / 'optuna.db'}"
+    open_storage(resolve_storage(own)).engine.dispose()  # type: ignore[attr-defined]
+    assert "studies" in _tables(mlflow_store / "optuna.db")
+    open_storage(resolve_storage(own)).engine.dispose()  # type: ignore[attr-defined]
