@@ -234,3 +234,20 @@ def test_a_study_is_never_stored_inside_the_mlflow_store_or_another_database(mlf
     open_storage(resolve_storage(own)).engine.dispose()  # type: ignore[attr-defined]
     assert "studies" in _tables(mlflow_store / "optuna.db")
     open_storage(resolve_storage(own)).engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_run_refuses_a_users_report_folder_before_any_stage(mlflow_store: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    mine = mlflow_store / "reports" / "ckrun"
+    mine.mkdir(parents=True)
+    (mine / "notes.md").write_text("my notes")
+
+    result = CliRunner().invoke(cli, ["run", "--n-trials", "0", "--set", "preset=tiny"])
+
+    assert result.exit_code == 1
+    assert "error: --out reports/ckrun is a non-empty folder that is not a ckrun report" in result.stderr
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(experiments) == []  # before, every stage ran and logged, then the report was refused
+    assert _files(mine) == {"notes.md": "my notes"}
