@@ -21,6 +21,7 @@ import pandas as pd
 
 from ckrun import tracking
 from ckrun.errors import CkrunError
+from ckrun.outdir import taken
 from ckrun.predictions import Predictions, read_predictions_csv
 from ckrun.uncertainty import PairedComparison, paired_comparison
 
@@ -151,7 +152,7 @@ def compare_runs(
 def write_comparison(comparison: RunComparison, path: Path) -> Path:
     """The comparison table as CSV at `path` (refusing to overwrite a file the user has)."""
     path = Path(path)
-    if path.exists():
+    if taken(path):  # a dangling symlink too: writing would follow it
         raise CkrunError(f"{path} exists; choose another --out (nothing the user wrote is overwritten)")
     path.parent.mkdir(parents=True, exist_ok=True)
     comparison.frame().to_csv(path, index=False)

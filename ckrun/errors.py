@@ -90,25 +90,32 @@ _deferring: list[bool] = []
 
 
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
+def deferred_signals(*, raise_after: bool = True) -> Iterator[None]:
     """While a fit runs, the CLI's handler only records a signal, and `StopOnSignal` raises it
     between batches: an exception raised asynchronously inside TensorFlow's C++ code comes out
-    garbled (a ``SystemError``, with a traceback printed on the way). Raised on leaving, too."""
+    garbled (a ``SystemError``, with a traceback printed on the way). Raised on leaving, too,
+    unless `raise_after` is false (the caller raises it where it can be handled)."""
     _deferring.append(True)
     try:
         yield
     finally:
         _deferring.pop()
-    raise_if_interrupted()
+    if raise_after:
+        raise_if_interrupted()
 
 
 def signals_deferred() -> bool:
     return bool(_deferring)
 
 
-def raise_if_interrupted() -> None:
-    """Raise `Interrupted` for a signal whose first `Interrupted` may have been swallowed."""
-    if _received:
+def signals_received() -> int:
+    return len(_received)
+
+
+def raise_if_interrupted(since: int = 0) -> None:
+    """Raise `Interrupted` for a signal whose first `Interrupted` may have been swallowed
+    (only for signals received after the first `since`, when given)."""
+    if len(_received) > since:
         raise Interrupted(_received[0])
 
 

@@ -25,6 +25,7 @@ from ckrun import tracking
 from ckrun.data.labels import EMOTION_CLASSES
 from ckrun.errors import DataError
 from ckrun.explain.explainer import FaceExplanation, share_summary, share_table
+from ckrun.outdir import taken
 
 if TYPE_CHECKING:
     from ckrun.arrays import SplitArrays
@@ -78,7 +79,7 @@ def write_explanations(
     out = Path(out)
     names = overlay_names(explanations)
     targets = [out / n for n in names] + [out / "region_shares.csv", out / "summary.json"]
-    existing = [t for t in targets if t.exists()]
+    existing = [t for t in targets if taken(t)]  # a dangling symlink too: writing would follow it
     if existing and not overwrite:
         raise DataError(f"{existing[0]}: already exists (choose another --out folder)")
     out.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,11 @@ def run_main(
     from ckrun.train import train
 
     tracking.check_store(experiment)
+    if report:  # a report folder it may not write into: said now, not after every stage has run
+        from ckrun import outdir
+        from ckrun.report.build import default_out
+
+        outdir.written_before(default_out(experiment))
     seconds: dict[str, float] = {}
     start = _stage("data")
     prepared = prepare_for_config(data, cfg)

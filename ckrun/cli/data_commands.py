@@ -131,7 +131,12 @@ def data_import(
 
 @data.command("describe")
 @click.argument("data_path", metavar="DATA", required=False, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/dataset"), help="output folder")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports/dataset"),
+    help="output folder; a new or empty one, or one an earlier `data describe` wrote (only its files are replaced)",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="split seed (subjects per split)")
 @click.option(
     "--split",
@@ -166,7 +171,7 @@ def data_describe(
     overrides: tuple[str, ...],
 ) -> None:
     """Counts, image sizes, AU frequency and co-occurrence, splits, bias tables and face grids for DATA."""
-    from ckrun.data.describe import describe
+    from ckrun.data.describe import describe_into
     from ckrun.data.loader import prepare_data
     from ckrun.errors import spell_options
 
@@ -175,6 +180,6 @@ def data_describe(
             data_path, seed=seed, split_method=split_method, allow_subject_overlap=allow_subject_overlap
         )
     face_cfg = load_cfg(None, overrides) if faces_per_class else None
-    desc = describe(prepared.manifest, out, progress=True, faces=face_cfg, faces_per_class=faces_per_class)
+    desc = describe_into(prepared.manifest, out, progress=True, faces=face_cfg, faces_per_class=faces_per_class)
     click.echo(f"described {len(prepared.manifest)} images from {prepared.source}")
     click.echo(f"summary: {desc.files.get('summary', out / 'summary.md')}")

@@ -42,11 +42,17 @@ def default_dataset(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (root / synth.MARKER_FILE).is_file():  # another process finished meanwhile
             return root
+        # Under the lock nobody else is writing this set: any temporary folder of it is left
+        # from a generation that was killed (hundreds of MB for the default set).
+        for stale in root.parent.glob(f".{root.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        synth.generate_synthetic_ckplus(tmp, subjects=subjects, seed=seed, params=params, progress=progress)
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
+        try:
+            synth.generate_synthetic_ckplus(tmp, subjects=subjects, seed=seed, params=params, progress=progress)
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a generation cut short (signal, full disk)
     return root
 
 

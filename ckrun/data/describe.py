@@ -20,6 +20,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from ckrun.config import TrainConfig
 
+from ckrun import outdir
 from ckrun.data.explore import DatasetDescription, compute_description
 from ckrun.data.summary_md import render_summary
 from ckrun.figures.dataset import (
@@ -70,6 +71,27 @@ def describe(
     desc.files["summary"] = out_dir / FILES["summary"]
     desc.files["numbers"].write_text(json.dumps(numbers_json(desc), indent=2, allow_nan=False) + "\n")
     desc.files["summary"].write_text(render_summary(desc))
+    return desc
+
+
+def describe_into(
+    manifest: pd.DataFrame,
+    out_dir: Path,
+    *,
+    progress: bool = False,
+    faces: TrainConfig | None = None,
+    faces_per_class: int = 6,
+) -> DatasetDescription:
+    """`ckrun data describe`: `describe` built aside and moved into `out_dir` whole.
+
+    `out_dir` is the user's choice (``reports/dataset`` by default): like a report, it may hold
+    their own files, so only the files the previous description listed are replaced, and a
+    non-empty folder without that list is refused (`ckrun.outdir`).
+    """
+    out_dir = Path(out_dir)
+    with outdir.staged(out_dir, outdir.DESCRIPTION) as staging:
+        desc = describe(manifest, staging, progress=progress, faces=faces, faces_per_class=faces_per_class)
+    desc.files = {key: out_dir / path.relative_to(staging) for key, path in desc.files.items()}
     return desc
 
 

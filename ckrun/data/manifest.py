@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ckrun.data import labels
+from ckrun.outdir import replacing
 
 __all__ = [
     "BASE_COLUMNS",
@@ -146,8 +147,14 @@ def _age_dtype(age: pd.Series) -> pd.Series:
 
 
 def save_manifest(df: pd.DataFrame, path: Path) -> Path:
-    """Write the manifest as CSV; columns outside the contract are not kept."""
+    """Write the manifest as CSV; columns outside the contract are not kept.
+
+    Written aside and renamed over `path` (`ckrun.outdir.replacing`): a manifest cut short by a
+    full disk would no longer start with the schema's header, and `data import` would then
+    refuse to replace the file it wrote itself.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    finalize_manifest(df).to_csv(path, index=False)
+    with replacing(path) as tmp:
+        finalize_manifest(df).to_csv(tmp, index=False)
     return path

@@ -26,6 +26,7 @@ from ckrun.data import crop_policy
 from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import FaceGeometry, placements
 from ckrun.data.labels import EMOTION_CLASSES, FINE_EMOTIONS, ONE_HOT_LABELS
+from ckrun.outdir import replacing
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_VERSION = 2  # bump when the same settings would give other pixels (v2: OpenCV warp)
@@ -156,9 +157,10 @@ class FaceCache:
             images = decode_faces(paths, matrices, prep.image_size, prep.channels)
             if file is not None:
                 file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = file.with_suffix(".tmp.npy")
-                np.save(tmp, images)
-                tmp.rename(file)
+                # A temporary file of this process's own, removed if the save fails: a shared name
+                # let two workers write one file at once, and a full disk left it behind.
+                with replacing(file) as tmp, tmp.open("wb") as out:
+                    np.save(out, images)
         self._memory[key] = images
         return images
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from ckrun import tracking
+from ckrun import outdir, tracking
 from ckrun.console import warn
 from ckrun.errors import CkrunError
-from ckrun.report import collect, outdir, sections
+from ckrun.report import collect, sections
 from ckrun.report.dataset import dataset_blocks, describe_data
 from ckrun.report.document import Bullets, Document, Heading, Paragraph, to_html, to_markdown
 from ckrun.report.evaluation import evaluation_blocks
@@ -54,7 +54,7 @@ def generate_report(
     `data` overrides the dataset the dataset and per-group sections describe (split with the
     best run's config); by default they use the best run's own ``data/split.csv``. The report
     is built aside and moved into `out` whole, replacing only what the previous report wrote
-    (`ckrun.report.outdir`).
+    (`ckrun.outdir`).
     """
     out_dir = Path(out) if out is not None else default_out(experiment)
     with outdir.staged(out_dir) as staging:

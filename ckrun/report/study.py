@@ -1,7 +1,7 @@
 """Optuna's view of a study: which hyperparameters mattered (fANOVA importances).
 
-Read-only: a storage URL that points at a missing SQLite file is reported, not created
-(Optuna would silently create an empty database there).
+Read-only: a storage URL that points at a missing SQLite file, or at a database that is not
+Optuna's (the MLflow store), is reported, not opened (Optuna would create its tables there).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, f
     storage = storage or DEFAULT_STORAGE
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
         return None, f"Optuna storage {storage} not found: no importance plot for study '{study_name}'."
+    from ckrun.tune.storage import foreign_database
+
+    foreign = foreign_database(Path(storage.removeprefix("sqlite:///"))) if storage.startswith("sqlite:///") else None
+    if foreign:  # Optuna would add its tables to it
+        return None, f"Optuna storage {storage} is {foreign}: no importance plot for study '{study_name}'."
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

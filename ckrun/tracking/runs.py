@@ -23,7 +23,13 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ckrun.console import warn
-from ckrun.errors import StoreWriteError, as_interruption
+from ckrun.errors import (
+    StoreWriteError,
+    as_interruption,
+    deferred_signals,
+    raise_if_interrupted,
+    signals_received,
+)
 from ckrun.tracking import faults
 from ckrun.tracking.store import configure, experiment_id
 from ckrun.tracking.store import local_path as store_local_path
@@ -76,7 +82,11 @@ def start_run(
     if not nested:
         faults.reserve.hold(uri)
     try:
-        run = _create_run(parent, experiment, run_name, all_tags, system_metrics)
+        # A signal while the run is being created would leave it RUNNING (or FINISHED, by
+        # MLflow's exit hook): held until the run exists, then raised inside it, so it ends KILLED.
+        signals = signals_received()
+        with deferred_signals(raise_after=False):
+            run = _create_run(parent, experiment, run_name, all_tags, system_metrics)
     except Exception as exc:
         if not nested:
             faults.reserve.release()
@@ -86,6 +96,7 @@ def start_run(
     killed: tuple[type[BaseException], ...] = (*killed_on, KeyboardInterrupt)
     try:
         try:
+            raise_if_interrupted(since=signals)
             yield handle
         except BaseException as exc:
             interruption = as_interruption(exc)
@@ -93,28 +104,31 @@ def start_run(
                 raise
             raise interruption from exc  # a signal's exception garbled in C code: still an interruption
     except killed as exc:
-        _end_run(handle, "KILLED", {"ckrun.end_reason": _reason(exc)})
-        if not nested:
-            faults.reserve.release()
+        with deferred_signals(raise_after=False):  # a signal must not cut the ending short either
+            _end_run(handle, "KILLED", {"ckrun.end_reason": _reason(exc)})
+            if not nested:
+                faults.reserve.release()
         raise
     except BaseException as exc:
-        problem = faults.store_write_problem(exc, uri, _artifact_root(handle, run.info.artifact_uri))
-        if problem:
-            faults.reserve.release()  # room for the writes that end the run
-        left = _end_run(handle, "FAILED", {"ckrun.error": f"{type(exc).__name__}: {exc}"[:5000]})
-        if not nested:
-            faults.reserve.release()
+        with deferred_signals(raise_after=False):
+            problem = faults.store_write_problem(exc, uri, _artifact_root(handle, run.info.artifact_uri))
+            if problem:
+                faults.reserve.release()  # room for the writes that end the run
+            left = _end_run(handle, "FAILED", {"ckrun.error": f"{type(exc).__name__}: {exc}"[:5000]})
+            if not nested:
+                faults.reserve.release()
         if problem:
             raise StoreWriteError(
                 problem + (f"; run {handle.run_id} is still RUNNING ({left})" if left else "")
             ) from exc
         raise
     else:
-        left = _end_run(handle, "FINISHED", {})
-        if left and faults.reserve.release():
+        with deferred_signals():  # the work is done: the run ends FINISHED, then a signal is raised
             left = _end_run(handle, "FINISHED", {})
-        if not nested:
-            faults.reserve.release()
+            if left and faults.reserve.release():
+                left = _end_run(handle, "FINISHED", {})
+            if not nested:
+                faults.reserve.release()
         if left:
             raise StoreWriteError(f"run {handle.run_id} finished, but the store did not record it: {left}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ def open_storage(
         Path(spec.url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(spec.url))
     if spec.kind == "sqlite" and spec.url.startswith("sqlite:///"):
-        Path(spec.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(spec.url.removeprefix("sqlite:///").split("?", 1)[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_foreign_database(path, spec)
     engine = {"connect_args": {"timeout": 60}} if spec.kind == "sqlite" else {"pool_pre_ping": True}
     for attempt in range(4):
         try:
@@ -97,6 +100,35 @@ def open_storage(
                 raise CkrunError(f"cannot open Optuna storage {spec.label}: {_scrub(first, spec.url)}") from None
             time.sleep(0.5 + np.random.default_rng().random() * 1.5)
     raise AssertionError("unreachable")
+
+
+def refuse_foreign_database(path: Path, spec: StorageSpec) -> None:
+    """Refuse a SQLite file that holds tables but no Optuna study storage.
+
+    Optuna adds its dozen tables to whatever database it is given and only then finds the
+    schema foreign: ``--storage sqlite:///mlflow.db`` wrote into the MLflow store and then
+    failed with a message about upgrading Optuna.
+    """
+    what = foreign_database(path)
+    if what:
+        raise CkrunError(
+            f"--storage {spec.label}: {path} is {what}, and Optuna would add its tables to it; "
+            f"give the study a file of its own, e.g. sqlite:///{path.parent / 'optuna.db'}"
+        )
+
+
+def foreign_database(path: Path) -> str | None:
+    """What `path` is when it is a SQLite database with tables but no Optuna ones; None otherwise."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return None  # not a database at all: Optuna says so, and writes nothing
+    if not tables or "studies" in tables:
+        return None
+    return "the MLflow store" if {"experiments", "runs"} <= tables else "a database without Optuna's tables"
 
 
 def missing_driver(spec: StorageSpec, exc: ImportError) -> str:

@@ -25,6 +25,7 @@ from ckrun.data.importers.integrity import drop_duplicate_rows, warn_small_faces
 from ckrun.data.manifest import FORMATS, Format, ImportResult, RawImport, finalize_manifest
 from ckrun.data.split import check_subject_overlap
 from ckrun.errors import ConfigError, DataError, option_hint
+from ckrun.outdir import taken
 
 __all__ = [
     "NO_EMOTION_REASON",
@@ -161,7 +162,7 @@ def check_manifest_out(out: Path, source: Path, option: str = "--out") -> None:
         raise DataError(f"{option} {out} is inside the dataset folder {source}; write the manifest outside the data")
     if out.is_dir():
         raise DataError(f"{option} {out} is a folder; give the manifest's file name, e.g. {out / 'manifest.csv'}")
-    if out.exists() and not _is_ckrun_manifest(out):
+    if taken(out) and not _is_ckrun_manifest(out):  # a dangling symlink too: writing would follow it
         raise DataError(
             f"{option} {out} exists and is not a manifest ckrun wrote; choose another {option} or move the file away"
         )
