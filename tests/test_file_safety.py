@@ -236,6 +236,23 @@ def test_a_study_is_never_stored_inside_the_mlflow_store_or_another_database(mlf
     open_storage(resolve_storage(own)).engine.dispose()  # type: ignore[attr-defined]
 
 
+def test_a_journal_storage_refuses_a_file_that_is_not_an_optuna_journal(tmp_path: Path) -> None:
+    from ckrun.tune.storage import open_storage, resolve_storage
+
+    notes = tmp_path / "notes.log"
+    notes.write_text("my notes, not a journal\n")
+    with pytest.raises(CkrunError, match=r"notes\.log is not an Optuna journal"):
+        open_storage(resolve_storage(str(notes)))
+    assert notes.read_text() == "my notes, not a journal\n"
+
+    # A new journal is created, and opened again once it holds a study.
+    import optuna
+
+    journal = tmp_path / "study.log"
+    optuna.create_study(study_name="s", storage=open_storage(resolve_storage(str(journal))))
+    assert optuna.load_study(study_name="s", storage=open_storage(resolve_storage(f"journal://{journal}")))
+
+
 def test_run_refuses_a_users_report_folder_before_any_stage(mlflow_store: Path) -> None:
     from mlflow.tracking import MlflowClient
 

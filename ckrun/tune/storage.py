@@ -8,6 +8,7 @@ the password before they reach an error.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -75,6 +76,7 @@ def open_storage(
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         Path(spec.url).parent.mkdir(parents=True, exist_ok=True)
+        refuse_foreign_journal(Path(spec.url), spec)
         return JournalStorage(JournalFileBackend(spec.url))
     if spec.kind == "sqlite" and spec.url.startswith("sqlite:///"):
         path = Path(spec.url.removeprefix("sqlite:///").split("?", 1)[0])
@@ -114,6 +116,24 @@ def refuse_foreign_database(path: Path, spec: StorageSpec) -> None:
         raise CkrunError(
             f"--storage {spec.label}: {path} is {what}, and Optuna would add its tables to it; "
             f"give the study a file of its own, e.g. sqlite:///{path.parent / 'optuna.db'}"
+        )
+
+
+def refuse_foreign_journal(path: Path, spec: StorageSpec) -> None:
+    """Refuse a file that is not an Optuna journal: the journal backend parses every line as a
+    journal entry, so a user's notes.log failed with a bare JSONDecodeError naming no file."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as file:
+        first = file.readline(1 << 16)
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or "op_code" not in entry:
+        raise CkrunError(
+            f"--storage {spec.label}: {path} is not an Optuna journal (its first line is no journal entry); "
+            f"give the study a file of its own, e.g. {path.with_name('optuna-journal.log')}"
         )
 
 
