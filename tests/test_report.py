@@ -398,6 +398,23 @@ def test_collect_runs_reads_back_logged_metrics_and_picks_the_best(at_logged) ->
     assert runs.study_parent_ids and len(runs.left_out) == 1
 
 
+def test_a_later_evaluation_of_another_split_does_not_replace_the_test_scores(mlflow_store: Path) -> None:
+    """`ckrun evaluate --split val` after `--split test`: the run's test columns still show the test scoring."""
+    with tracking.start_run(kind="train", run_name="train-no-test", experiment="evals") as run:
+        tracking.log_metrics({"val_emotion_f1": 0.7, "val_au_f1": 0.5, "objective": 0.6})
+    for split, value in (("test", 0.61), ("val", 0.93)):
+        with tracking.start_run(kind="evaluate", run_name=f"evaluate-{split}", experiment="evals",
+                                tags={"ckrun.evaluated_run_id": run.run_id}):  # fmt: skip
+            tracking.log_params({"split": split})
+            tracking.log_metrics({f"{split}_emotion_accuracy": value, f"{split}_au_f1": value - 0.2})
+    row = collect.collect_runs("evals").table.set_index("run").loc["train-no-test"]
+    assert (row["test_emotion_accuracy"], row["test_au_f1"], row["test_source"]) == (
+        0.61,
+        pytest.approx(0.41),
+        "evaluate run",
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Pure parts
 

@@ -104,7 +104,7 @@ def collect_runs(experiment: str | None = None, study: str | None = None) -> Run
     Trials belong to a study through their ``ckrun.study_name`` tag (what `ckrun tune` sets)
     or their parent run (``ckrun.kind=study``, tagged or named ``study-<name>``). Runs that did not
     finish (pruned or failed trials) have no final metrics and are listed in `left_out`.
-    Test metrics missing from a run are taken from its latest `ckrun evaluate` run.
+    Test metrics missing from a run are taken from its latest `ckrun evaluate` run of the test split.
     """
     name = experiment or tracking.DEFAULT_EXPERIMENT
     runs = tracking.search_runs(experiment)
@@ -187,6 +187,10 @@ def _json_list(value: Any) -> tuple[int, ...] | None:
 def _fill_test_metrics(table: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
     if evaluations.empty or "tags.ckrun.evaluated_run_id" not in evaluations.columns:
         return table
+    # Only a scoring of the test split stands in for a run's test scores: `ckrun evaluate --split
+    # val` (or all) logs no test_* metric, and as the latest evaluation it would blank them.
+    split = _column(evaluations, "params.split")
+    evaluations = evaluations.loc[split.isna() | (split == "test")]
     latest = evaluations.sort_values("start_time").groupby("tags.ckrun.evaluated_run_id").tail(1)
     by_run = latest.set_index("tags.ckrun.evaluated_run_id")
     for i, row in table.iterrows():
