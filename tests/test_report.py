@@ -30,7 +30,7 @@ from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data.loader import prepare_for_config
 from ckrun.metrics import diagnose_fit
-from ckrun.report import collect
+from ckrun.report import analysis, collect
 from ckrun.report.document import Document, Figure, Paragraph, Table, to_html, to_markdown
 
 TINY = ["preset=tiny", "min_au_count=3", "threshold_min_positives=3"]
@@ -413,6 +413,20 @@ def test_a_later_evaluation_of_another_split_does_not_replace_the_test_scores(ml
         pytest.approx(0.41),
         "evaluate run",
     )
+
+
+def test_a_retrain_on_train_and_val_is_not_ranked_by_its_val_scores(mlflow_store: Path) -> None:
+    """`ckrun tune --retrain` trains on the val images too, so its val objective is not held out."""
+    with tracking.start_run(kind="trial", run_name="trial-0", experiment="retrain"):
+        tracking.log_metrics({"val_emotion_f1": 0.6, "val_au_f1": 0.4, "objective": 0.5})
+    with tracking.start_run(kind="train", run_name="s-retrain", experiment="retrain",
+                            tags={"ckrun.train_data": "train+val"}):  # fmt: skip
+        tracking.log_metrics({"val_emotion_f1": 0.95, "val_au_f1": 0.85, "objective": 0.9})
+    table = collect.collect_runs("retrain").table
+    assert collect.best_run(table)["run"] == "trial-0"
+    best = collect.best_run(table)
+    text = " ".join(analysis.best_run_text(best, table, objective_kind="mean", baseline=None, majority=None))
+    assert "s-retrain" not in text  # neither best nor the runner-up it leads
 
 
 # --------------------------------------------------------------------------------------
