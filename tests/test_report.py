@@ -516,6 +516,33 @@ def test_importances_need_two_completed_trials(tmp_path: Path) -> None:
     assert importances is not None and set(importances) == {"l2", "dropout"} and note is None
 
 
+def test_importances_read_the_study_where_ckrun_tune_wrote_it(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --storage, `ckrun tune` writes optuna.db beside mlflow.db (or to $CKRUN_STORAGE);
+    the report reads the same place, whatever the working directory, and a journal file too."""
+    import optuna
+
+    from ckrun.report.study import param_importances
+    from ckrun.tune.storage import open_storage, resolve_storage
+
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5)
+
+    optuna.create_study(study_name="beside", storage=f"sqlite:///{mlflow_store}/optuna.db").optimize(objective, 4)
+    elsewhere = mlflow_store / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    importances, note = param_importances("beside", None)
+    assert importances is not None and set(importances) == {"l2", "dropout"}, note
+
+    journal = mlflow_store / "studies.log"
+    monkeypatch.setenv("CKRUN_STORAGE", str(journal))
+    optuna.create_study(study_name="journal", storage=open_storage(resolve_storage(None))).optimize(objective, 4)
+    importances, note = param_importances("journal", None)
+    assert importances is not None and set(importances) == {"l2", "dropout"}, note
+
+
 def test_hyperparameter_effects_compare_backbones_and_read_widths_among_resnets_only() -> None:
     from ckrun.report.analysis import hyperparameter_text
 
