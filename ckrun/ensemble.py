@@ -12,7 +12,8 @@ list). Two kinds:
   (`log_cv_ensemble`). Folds were trained on different splits, so every member keeps its
   own normalisation and AU list; the ensemble predicts the AUs every fold models, and as
   no validation set is held out from all folds, an AU's threshold is the mean of the
-  thresholds the folds tuned on their own validation sets.
+  thresholds the folds tuned on their own validation sets. A calibrated fold's temperatures
+  scale its own model's outputs before the mean, as they did when its thresholds were tuned.
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def cv_ensemble(results: Sequence[TrainResult]) -> tuple[list[Any], Preprocessin
     )
     mean = tuple(float(v) for v in np.mean([r.preprocessing.mean for r in results], axis=0))
     std = tuple(float(v) for v in np.mean([r.preprocessing.std for r in results], axis=0))
-    prep = dataclasses.replace(first, aus=aus, thresholds=thresholds, mean=mean, std=std)
+    # Each fold model keeps its own temperatures (`Predictor` applies them member by member);
+    # the first fold's would be for its AU list and its model only.
+    prep = dataclasses.replace(
+        first, aus=aus, thresholds=thresholds, mean=mean, std=std, emotion_temperature=1.0, au_temperatures=()
+    )
     return [m for m, _ in members], prep, [p for _, p in members]
 
 

@@ -92,8 +92,11 @@ def run_main(
             from ckrun.tune import TuneOptions, run_tune
 
             start = _stage(f"tune: {n_trials} Optuna trial{'s' * (n_trials != 1)} on the {search_space} space")
+            # The trials optimise the default run's objective: the champion is the higher of their
+            # logged `objective`s, which compare only when both are the same score.
             options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
-                                  storage=storage, experiment=experiment, register=False)  # fmt: skip
+                                  storage=storage, experiment=experiment, register=False,
+                                  objective=cfg.objective)  # fmt: skip
             study = run_tune(cfg, prepared, options)
             result.study_summary = study.summary()
             if study.best_trial is not None and study.best_run_id:

@@ -64,6 +64,10 @@ class Predictor:
             raise ValueError("a Predictor needs at least one model")
         self.prep, self.config = prep, config or {}
         self.member_preps = list(member_preps) if member_preps else [prep] * len(self.models)
+        # Members trained on other splits (a CV's folds) were each calibrated on their own val
+        # split, and their thresholds tuned on those calibrated outputs: each member's
+        # temperatures scale its own outputs, before the mean, and the ensemble's are not used.
+        self.own_calibration = any(m is not prep for m in self.member_preps)
         if len(self.member_preps) != len(self.models):
             raise ValueError(f"{len(self.models)} models but {len(self.member_preps)} member preprocessings")
         missing = [a for m in self.member_preps for a in prep.aus if a not in m.aus]
@@ -219,7 +223,8 @@ class Predictor:
             return {"emotion": np.zeros((0, len(self.prep.classes))), "aus": np.zeros((0, len(self.prep.aus)))}
         parts = [self._chunk(images[i : i + _CHUNK], batch_size) for i in range(0, len(images), _CHUNK)]
         probs = {key: np.concatenate([p[key] for p in parts]) for key in ("emotion", "aus")}
-        probs = apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
+        if not self.own_calibration:
+            probs = apply_temperatures(probs, self.prep.emotion_temperature, self.prep.au_temperatures)
         if self.fusions:
             probs = fuse_all(probs, self.fusions, images, self.prep.channels, self.prep.aus)
         return probs
@@ -227,15 +232,21 @@ class Predictor:
     def _chunk(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         emotion = np.zeros((len(images), len(self.prep.classes)))
         aus = np.zeros((len(images), len(self.prep.aus)))
-        count = 0
-        columns = [[member.aus.index(a) for a in self.prep.aus] for member in self.member_preps]
-        for view in tta.views(images, self.prep.tta):
-            for model, member, cols in zip(self.models, self.member_preps, columns, strict=True):
-                out = _predict(model, normalise(view, member).numpy(), batch_size)
-                emotion += out["emotion"]
-                aus += out["aus"][:, cols]
-                count += 1
-        return {"emotion": emotion / count, "aus": aus / count}
+        views = list(tta.views(images, self.prep.tta))
+        for model, member in zip(self.models, self.member_preps, strict=True):
+            cols = [member.aus.index(a) for a in self.prep.aus]
+            outs = [_predict(model, normalise(view, member).numpy(), batch_size) for view in views]
+            probs = {
+                "emotion": np.mean([out["emotion"] for out in outs], axis=0),
+                "aus": np.mean([out["aus"][:, cols] for out in outs], axis=0),
+            }
+            if self.own_calibration:
+                temperatures = member.au_temperatures
+                own = [temperatures[c] for c in cols] if len(temperatures) == len(member.aus) else []
+                probs = apply_temperatures(probs, member.emotion_temperature, own)
+            emotion += probs["emotion"]
+            aus += probs["aus"]
+        return {"emotion": emotion / len(self.models), "aus": aus / len(self.models)}
 
     def table(self, probs: dict[str, np.ndarray]) -> pd.DataFrame:
         """The documented output columns: emotion, p_<class>, <AU>_prob, <AU> (0/1)."""

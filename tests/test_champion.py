@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -105,4 +106,42 @@ def test_a_pareto_study_competes_with_its_best_front_members_logged_objective(ml
                                        "ckrun.study_name": "s", "ckrun.trial_number": "1"})  # fmt: skip
     default = _default_run(0.80)
     register_champion(default, study, NAME)
+    assert _champion()[0] == default.run_id
+
+
+def test_ckrun_runs_study_scores_its_trials_on_the_default_runs_objective(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `objective=emotion` the default run logs val emotion F1 as `objective`; trials scored on
+    the mean of both heads would be ranked against it on another scale. Here the trial has the
+    higher mean (0.70) but the lower emotion F1 (0.50 < 0.60), so only an emotion-scored study
+    leaves the default run as champion. Stages are stand-ins: the choice is what is tested."""
+    from ckrun import names
+    from ckrun.config import build_config
+    from ckrun.main_job import run_main
+
+    default_val = {"val_emotion_f1": 0.60, "val_au_f1": 0.20}
+    with tracking.start_run(kind="train", run_name="train-default", experiment="champion") as run:
+        tracking.log_metrics({**default_val, "objective": 0.60})
+        mlflow.pyfunc.log_model(name=tracking.MODEL_NAME, python_model=_Echo(), pip_requirements=[])
+    default = SimpleNamespace(run_id=run.run_id, metrics={**default_val, "objective": 0.60})
+
+    def study(cfg: Any, prepared: Any, options: Any) -> StudyResult:  # what the worker logs for one trial
+        trial_val = {"val_emotion_f1": 0.50, "val_au_f1": 0.90}
+        value = names.objective(trial_val, "val", options.objective)
+        with tracking.start_run(kind="trial", run_name="trial-0", experiment="champion") as trial:
+            tracking.log_metrics({**trial_val, "objective": value})
+            mlflow.pyfunc.log_model(name=tracking.MODEL_NAME, python_model=_Echo(), pip_requirements=[])
+        return _study([value], [trial.run_id])
+
+    prepared = SimpleNamespace(manifest=pd.DataFrame({"subject": ["s1"]}), source="stand-in", digest="d")
+    monkeypatch.setattr("ckrun.data.loader.prepare_for_config", lambda data, cfg: prepared)
+    monkeypatch.setattr(
+        "ckrun.baseline.run_baseline", lambda *a, **k: SimpleNamespace(run_id="b", metrics={}, model="hog-svm")
+    )
+    monkeypatch.setattr("ckrun.train.train", lambda *a, **k: default)
+    monkeypatch.setattr("ckrun.tune.run_tune", study)
+
+    cfg = build_config({"preset": "tiny", "objective": "emotion"})
+    run_main(cfg, None, experiment="champion", register_name=NAME, report=False)
     assert _champion()[0] == default.run_id

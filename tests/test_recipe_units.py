@@ -420,6 +420,42 @@ def test_ensemble_probabilities_are_the_mean_of_its_members(tmp_path: Path) -> N
                                                for k in single)  # fmt: skip
 
 
+def _calibrated(raw: dict[str, np.ndarray], emotion_t: float, au_t: list[float]) -> dict[str, np.ndarray]:
+    """Temperature scaling written out: softmax(log p / T) and sigmoid(logit p / T) per AU."""
+    z = np.log(raw["emotion"]) / emotion_t
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = raw["aus"]
+    return {"emotion": e / e.sum(axis=1, keepdims=True), "aus": 1 / (1 + np.exp(-np.log(p / (1 - p)) / np.array(au_t)))}
+
+
+def test_a_calibrated_fold_ensemble_scales_each_fold_model_by_its_own_temperatures(tmp_path: Path) -> None:
+    """`--cv K --ensemble` with calibrate: each fold fitted temperatures to its own model on its own
+    val split and tuned its thresholds on the scaled outputs, so the ensemble averages the scaled
+    members. The folds keep different AUs, so the first fold's temperatures fit neither the other
+    model nor the ensemble's AU list."""
+    from types import SimpleNamespace
+
+    from ckrun.ensemble import cv_ensemble
+
+    a, c = _tiny(0, n_aus=4), _tiny(2, n_aus=4)
+    fold_a = _prep(aus=("AU1", "AU2", "AU4", "AU6"), thresholds=(0.4, 0.5, 0.6, 0.5), emotion_temperature=2.0,
+                   au_temperatures=(0.5, 3.0, 1.5, 2.5))  # fmt: skip
+    fold_c = _prep(mean=(90.0,), std=(30.0,), aus=("AU4", "AU1", "AU2", "AU9"), thresholds=(0.3, 0.2, 0.5, 0.7),
+                   emotion_temperature=0.5, au_temperatures=(2.0, 4.0, 1.0, 0.25))  # fmt: skip
+    folds = [SimpleNamespace(models=[a], preprocessing=fold_a), SimpleNamespace(models=[c], preprocessing=fold_c)]
+    models, prep, members = cv_ensemble(folds)  # type: ignore[arg-type]
+    assert prep.aus == ("AU1", "AU2", "AU4")
+    got = Predictor(models, prep, member_preps=members).probabilities(FACES)
+    one = _calibrated(_raw(a, FACES, fold_a), 2.0, [0.5, 3.0, 1.5, 2.5])
+    two = _calibrated(_raw(c, FACES, fold_c), 0.5, [2.0, 4.0, 1.0, 0.25])
+    np.testing.assert_allclose(got["emotion"], (one["emotion"] + two["emotion"]) / 2, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["aus"], (one["aus"][:, :3] + two["aus"][:, [1, 2, 0]]) / 2, rtol=1e-4, atol=1e-6)
+    # What is logged predicts the same (the pyfunc, `ckrun predict` and `ckrun evaluate` load this).
+    files = Predictor(models, prep, member_preps=members).write_artifacts(tmp_path / "cv", "")
+    loaded = Predictor.from_artifacts(files).probabilities(FACES)
+    np.testing.assert_allclose(loaded["aus"], got["aus"], rtol=1e-5, atol=1e-7)
+
+
 def test_the_run_description_says_how_many_seeds_it_averages() -> None:
     """A seed ensemble's description in MLflow must not read as one model."""
     from types import SimpleNamespace

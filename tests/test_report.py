@@ -30,7 +30,7 @@ from ckrun.cli import cli
 from ckrun.config import load_config
 from ckrun.data.loader import prepare_for_config
 from ckrun.metrics import diagnose_fit
-from ckrun.report import collect
+from ckrun.report import analysis, collect
 from ckrun.report.document import Document, Figure, Paragraph, Table, to_html, to_markdown
 
 TINY = ["preset=tiny", "min_au_count=3", "threshold_min_positives=3"]
@@ -398,6 +398,37 @@ def test_collect_runs_reads_back_logged_metrics_and_picks_the_best(at_logged) ->
     assert runs.study_parent_ids and len(runs.left_out) == 1
 
 
+def test_a_later_evaluation_of_another_split_does_not_replace_the_test_scores(mlflow_store: Path) -> None:
+    """`ckrun evaluate --split val` after `--split test`: the run's test columns still show the test scoring."""
+    with tracking.start_run(kind="train", run_name="train-no-test", experiment="evals") as run:
+        tracking.log_metrics({"val_emotion_f1": 0.7, "val_au_f1": 0.5, "objective": 0.6})
+    for split, value in (("test", 0.61), ("val", 0.93)):
+        with tracking.start_run(kind="evaluate", run_name=f"evaluate-{split}", experiment="evals",
+                                tags={"ckrun.evaluated_run_id": run.run_id}):  # fmt: skip
+            tracking.log_params({"split": split})
+            tracking.log_metrics({f"{split}_emotion_accuracy": value, f"{split}_au_f1": value - 0.2})
+    row = collect.collect_runs("evals").table.set_index("run").loc["train-no-test"]
+    assert (row["test_emotion_accuracy"], row["test_au_f1"], row["test_source"]) == (
+        0.61,
+        pytest.approx(0.41),
+        "evaluate run",
+    )
+
+
+def test_a_retrain_on_train_and_val_is_not_ranked_by_its_val_scores(mlflow_store: Path) -> None:
+    """`ckrun tune --retrain` trains on the val images too, so its val objective is not held out."""
+    with tracking.start_run(kind="trial", run_name="trial-0", experiment="retrain"):
+        tracking.log_metrics({"val_emotion_f1": 0.6, "val_au_f1": 0.4, "objective": 0.5})
+    with tracking.start_run(kind="train", run_name="s-retrain", experiment="retrain",
+                            tags={"ckrun.train_data": "train+val"}):  # fmt: skip
+        tracking.log_metrics({"val_emotion_f1": 0.95, "val_au_f1": 0.85, "objective": 0.9})
+    table = collect.collect_runs("retrain").table
+    assert collect.best_run(table)["run"] == "trial-0"
+    best = collect.best_run(table)
+    text = " ".join(analysis.best_run_text(best, table, objective_kind="mean", baseline=None, majority=None))
+    assert "s-retrain" not in text  # neither best nor the runner-up it leads
+
+
 # --------------------------------------------------------------------------------------
 # Pure parts
 
@@ -483,6 +514,33 @@ def test_importances_need_two_completed_trials(tmp_path: Path) -> None:
     study.optimize(objective, 4)
     importances, note = param_importances("one", storage)
     assert importances is not None and set(importances) == {"l2", "dropout"} and note is None
+
+
+def test_importances_read_the_study_where_ckrun_tune_wrote_it(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --storage, `ckrun tune` writes optuna.db beside mlflow.db (or to $CKRUN_STORAGE);
+    the report reads the same place, whatever the working directory, and a journal file too."""
+    import optuna
+
+    from ckrun.report.study import param_importances
+    from ckrun.tune.storage import open_storage, resolve_storage
+
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("l2", 1e-5, 1e-1, log=True) + t.suggest_float("dropout", 0, 0.5)
+
+    optuna.create_study(study_name="beside", storage=f"sqlite:///{mlflow_store}/optuna.db").optimize(objective, 4)
+    elsewhere = mlflow_store / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    importances, note = param_importances("beside", None)
+    assert importances is not None and set(importances) == {"l2", "dropout"}, note
+
+    journal = mlflow_store / "studies.log"
+    monkeypatch.setenv("CKRUN_STORAGE", str(journal))
+    optuna.create_study(study_name="journal", storage=open_storage(resolve_storage(None))).optimize(objective, 4)
+    importances, note = param_importances("journal", None)
+    assert importances is not None and set(importances) == {"l2", "dropout"}, note
 
 
 def test_hyperparameter_effects_compare_backbones_and_read_widths_among_resnets_only() -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ckrun.baselines import FAMILY_LABELS, family_label, objective_metric
 from ckrun.baselines.verdict import Verdict, compare
+from ckrun.report import collect
 from ckrun.report.collect import RunDiagnosis
 
 VERDICT_ORDER = ("overfitting", "underfitting", "balanced")
@@ -102,7 +103,7 @@ def best_run_text(
 ) -> list[str]:
     """The ultimate judgement: which run is best, by how much, and whether to trust it."""
     objective = OBJECTIVE_WORDS.get(objective_kind, "validation objective")
-    trained = table.loc[table["kind"].isin(("train", "trial")) & table["objective"].notna()]
+    trained = collect.ranked_runs(table)
     others = trained.loc[trained["run_id"] != best["run_id"]]
     lines = [
         f"**Best run: {best['run']}** ({best['kind']}), with the highest validation objective "

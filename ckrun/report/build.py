@@ -70,6 +70,11 @@ def _write_report(
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     notes = list(runs.left_out)
+    notes += [
+        f"{name} trained on the validation images too (`ckrun tune --retrain`): its val scores are not held out, "
+        "so it is not ranked for the best run."
+        for name in runs.table.loc[~collect.held_out_val(runs.table), "run"]
+    ]
 
     best = collect.best_run(runs.table)
     manifest, source = _manifest(best, runs.table, data, notes)

@@ -91,6 +91,9 @@ def _float(value: Any) -> float:
 
 
 STUDY_TAG = "tags.ckrun.study_name"  # set by ckrun.tune on the study's parent run and every trial
+# The `ckrun.train_data` tag of `ckrun tune --retrain`'s run (ckrun.tune.champion): its validation
+# images were training images, so its val scores are not held out and rank nothing.
+TRAINED_ON_VAL = "train+val"
 
 
 def _matches_study(row: pd.Series, study: str) -> bool:
@@ -104,7 +107,7 @@ def collect_runs(experiment: str | None = None, study: str | None = None) -> Run
     Trials belong to a study through their ``ckrun.study_name`` tag (what `ckrun tune` sets)
     or their parent run (``ckrun.kind=study``, tagged or named ``study-<name>``). Runs that did not
     finish (pruned or failed trials) have no final metrics and are listed in `left_out`.
-    Test metrics missing from a run are taken from its latest `ckrun evaluate` run.
+    Test metrics missing from a run are taken from its latest `ckrun evaluate` run of the test split.
     """
     name = experiment or tracking.DEFAULT_EXPERIMENT
     runs = tracking.search_runs(experiment)
@@ -169,6 +172,7 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     for key in (*METRIC_COLUMNS, *FAMILY_OBJECTIVE_COLUMNS):
         table[key] = [_float(v) for v in _column(runs, f"metrics.{key}")]
     table["fit_diagnosis"] = _column(runs, "tags.fit_diagnosis").fillna("").to_numpy()
+    table["train_data"] = _column(runs, "tags.ckrun.train_data").fillna("").to_numpy()
     table["test_source"] = np.where(table["test_emotion_accuracy"].notna(), "run", "")
     return table.reset_index(drop=True)
 
@@ -187,6 +191,10 @@ def _json_list(value: Any) -> tuple[int, ...] | None:
 def _fill_test_metrics(table: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
     if evaluations.empty or "tags.ckrun.evaluated_run_id" not in evaluations.columns:
         return table
+    # Only a scoring of the test split stands in for a run's test scores: `ckrun evaluate --split
+    # val` (or all) logs no test_* metric, and as the latest evaluation it would blank them.
+    split = _column(evaluations, "params.split")
+    evaluations = evaluations.loc[split.isna() | (split == "test")]
     latest = evaluations.sort_values("start_time").groupby("tags.ckrun.evaluated_run_id").tail(1)
     by_run = latest.set_index("tags.ckrun.evaluated_run_id")
     for i, row in table.iterrows():
@@ -296,9 +304,21 @@ def _fold_wins(deep_id: str, baseline_id: str) -> str:
     return f" Fold by fold, higher on: {', '.join(parts)}." if parts else ""
 
 
+def held_out_val(table: pd.DataFrame) -> pd.Series:
+    """True for the runs whose validation images were not trained on (all but a retrain on train+val)."""
+    if "train_data" not in table.columns:
+        return pd.Series(True, index=table.index)
+    return table["train_data"] != TRAINED_ON_VAL
+
+
+def ranked_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """The trained runs (train or trial) their validation objective can rank, in table order."""
+    return table.loc[table["kind"].isin(TRAINED_KINDS) & table["objective"].notna() & held_out_val(table)]
+
+
 def best_run(table: pd.DataFrame) -> pd.Series | None:
-    """The trained run (train or trial) with the highest validation objective."""
-    trained = table.loc[table["kind"].isin(TRAINED_KINDS) & table["objective"].notna()]
+    """The trained run (train or trial) with the highest validation objective on held-out val."""
+    trained = ranked_runs(table)
     if trained.empty:
         return None
     return trained.sort_values("objective", ascending=False, kind="stable").iloc[0]

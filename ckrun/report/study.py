@@ -1,31 +1,35 @@
 """Optuna's view of a study: which hyperparameters mattered (fANOVA importances).
 
-Read-only: a storage URL that points at a missing SQLite file, or at a database that is not
-Optuna's (the MLflow store), is reported, not opened (Optuna would create its tables there).
+The storage is found as `ckrun tune` found it (``--storage``, else ``$CKRUN_STORAGE``, else
+``optuna.db`` beside mlflow.db), so the report reads the study the trials were written to,
+not an ``optuna.db`` that happens to lie in the working directory.
+Read-only: a storage URL that points at a missing SQLite or journal file, or at a database that
+is not Optuna's (the MLflow store), is reported, not opened (Optuna would create its tables there).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_STORAGE = "sqlite:///optuna.db"
-
 
 def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, float] | None, str | None]:
     """(importances, note): importances of the study's first objective, or a note saying why not."""
-    storage = storage or DEFAULT_STORAGE
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
-        return None, f"Optuna storage {storage} not found: no importance plot for study '{study_name}'."
-    from ckrun.tune.storage import foreign_database
+    from ckrun.tune.storage import foreign_database, open_storage, resolve_storage
 
-    foreign = foreign_database(Path(storage.removeprefix("sqlite:///"))) if storage.startswith("sqlite:///") else None
+    spec = resolve_storage(storage)
+    file = spec.url if spec.is_journal else None
+    if spec.kind == "sqlite" and spec.url.startswith("sqlite:///"):
+        file = spec.url.removeprefix("sqlite:///")
+    if file is not None and not Path(file).is_file():
+        return None, f"Optuna storage {spec.label} not found: no importance plot for study '{study_name}'."
+    foreign = foreign_database(Path(file)) if file is not None and not spec.is_journal else None
     if foreign:  # Optuna would add its tables to it
-        return None, f"Optuna storage {storage} is {foreign}: no importance plot for study '{study_name}'."
+        return None, f"Optuna storage {spec.label} is {foreign}: no importance plot for study '{study_name}'."
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(spec) if spec.is_journal else spec.url)
     except Exception as exc:
         return None, f"Could not load Optuna study '{study_name}': {str(exc).splitlines()[0] if str(exc) else exc}."
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
