@@ -563,3 +563,27 @@ def test_hyperparameter_effects_compare_backbones_and_read_widths_among_resnets_
     lines = hyperparameter_text(table)
     assert "**backbone**: mean objective fer_xception → 0.750 (2 runs), resnet → 0.620 (2 runs)." in lines
     assert "**filters**: mean objective [16, 32] → 0.640 (1 run), [32, 64, 128] → 0.600 (1 run)." in lines
+
+
+def test_the_paired_test_is_against_the_strongest_baseline_on_the_best_runs_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ckrun.report import uncertainty
+
+    def row(run: str, kind: str, objective: float, digest: str, **more: float) -> dict:
+        return {"run": run, "run_id": run, "kind": kind, "objective": objective, "data_digest": digest,
+                "cv_folds": np.nan, "seed": 0, **more}  # fmt: skip
+
+    intervals = {f"test_{m}{s}": 0.5 for m in uncertainty.HEADLINE_METRICS for s in ("", "_ci_low", "_ci_high")}
+    table = pd.DataFrame(
+        [
+            row("best", "train", 0.9, "A", **intervals),
+            row("baseline-other-data", "baseline", 0.8, "B"),  # first in the table, but fitted on other images
+            row("baseline-weak", "baseline", 0.5, "A"),
+            row("baseline-strong", "baseline", 0.7, "A"),
+        ]
+    )
+    paired: list[str] = []
+    monkeypatch.setattr(uncertainty, "_comparison_rows", lambda best, other, split: paired.append(other["run"]))
+    uncertainty.uncertainty_blocks(table.iloc[0], table)
+    assert paired == ["baseline-strong"]

@@ -114,7 +114,9 @@ def uncertainty_blocks(best: pd.Series, table: pd.DataFrame) -> list[Block]:
         if r["run_id"] != best["run_id"] and r["kind"] in ("baseline", *collect.TRAINED_KINDS)
     ]
     runner = next((r for r in others if r["kind"] in collect.TRAINED_KINDS), None)
-    baseline = next((r for r in others if r["kind"] == "baseline" and not _cross_validated(r)), None)
+    # The baseline the best run is judged against elsewhere in the report: the strongest one
+    # fitted on the same images and split, not whichever comes first in the table.
+    baseline = collect.strongest_baseline(table, best.get("data_digest"))
     compared = [
         c for c in (_comparison_rows(best, r, "test") for r in (baseline, runner) if r is not None) if c is not None
     ]
