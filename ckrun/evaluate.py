@@ -14,7 +14,7 @@ import numpy as np
 
 from ckrun import names, tracking
 from ckrun.config import TrainConfig, build_config
-from ckrun.console import echo
+from ckrun.console import echo, warn
 from ckrun.data.loader import prepare_for_config
 from ckrun.data.pipeline import encode_labels
 from ckrun.errors import DataError
@@ -33,6 +33,25 @@ class EvaluationResult:
 def _model_config(config: dict) -> TrainConfig:
     known = {k: v for k, v in config.items() if k in TrainConfig.model_fields}
     return build_config(known) if known else build_config({})
+
+
+def _seen_in_training(source_run: str | None, digest: str) -> str | None:
+    """A warning when a cross-validation's fold ensemble is scored on the data it was fitted on.
+
+    Its folds' test splits cover every subject, so every image was in the training split of all
+    but one fold model: whichever split is asked for, the scores are inflated.
+    """
+    if not source_run:
+        return None
+    run = tracking.get_run(source_run)
+    if run.data.tags.get(tracking.KIND_TAG) != "cv" or run.data.params.get("data_digest") != digest:
+        return None
+    folds = run.data.params.get("cv_folds", "K")
+    return (
+        f"this model averages the {folds} fold models of cross-validation run {source_run}, fitted on this very "
+        f"data: each image was in the training split of all but one of them, so these scores are inflated; "
+        "evaluate it on other data"
+    )
 
 
 def evaluate_model_uri(
@@ -73,6 +92,9 @@ def evaluate_model_uri(
         sequence_analysis = evaluate_sequences(predictor, part, label)
         metrics.update(sequence_analysis.metrics)
     source_run = tracking.model_run_id(model_uri)
+    leak = _seen_in_training(source_run, prepared.digest)
+    if leak:
+        warn(leak)
     with tracking.start_run(
         kind="evaluate",
         run_name=f"evaluate-{timestamp()}",

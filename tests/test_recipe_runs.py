@@ -87,6 +87,7 @@ def test_evaluate_on_the_ensemble_reproduces_the_logged_test_metrics(ensemble_ru
     _, _, result = ensemble_run
     out = CliRunner().invoke(cli, ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "recipe"])
     assert out.exit_code == 0, out.output
+    assert "inflated" not in out.output  # a seed ensemble was fitted on the train split only
     evaluated = tracking.get_run(out.output.strip().splitlines()[-1].split()[-1]).data.metrics
     for key in ("test_emotion_f1", "test_emotion_accuracy", "test_au_f1", "test_au_roc_auc_macro"):
         assert evaluated[key] == pytest.approx(result.metrics[key], abs=1e-6), key
@@ -133,6 +134,7 @@ def test_cross_validation_logs_folds_and_mean_std_and_averages_the_fold_models(s
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
     out = CliRunner().invoke(cli, ["evaluate", result.model_uri, "--data", str(tiny_ckplus), "--experiment", "recipe"])
     assert out.exit_code == 0, out.output
+    assert "in the training split of all but one of them, so these scores are inflated" in out.output
 
 
 def test_ensemble_flag_needs_cross_validation(bare_mlflow_store: Path, tiny_ckplus: Path) -> None:
