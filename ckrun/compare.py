@@ -125,6 +125,7 @@ def compare_runs(
     seed: int = 0,
 ) -> RunComparison:
     """Paired subject-level comparison of two runs' logged predictions on the same split."""
+    tracking.check_store(writes=False)  # a broken store is not "no run with that id"
     pred_a, name_a = load_run_predictions(run_a, split)
     pred_b, name_b = load_run_predictions(run_b, split)
     pred_a, pred_b = align(pred_a, pred_b, name_a, name_b, split)

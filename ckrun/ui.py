@@ -131,6 +131,8 @@ def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None
     if is_server(uri):
         point_at_server(uri)
         return
+    # Before announcing an address the server would never serve.
+    tracking.check_store(writes=False, source="--tracking-uri" if tracking_uri else "$MLFLOW_TRACKING_URI")
     if not _is_loopback(host):
         warn(f"binding to {host}: the MLflow UI has no login; anyone on that network can read and delete runs")
     address = ui_address(host, port)

@@ -455,6 +455,27 @@ CASES = [
         "usage",
     ),
     Case(
+        "store-uri-unsupported-report",
+        lambda e: [*_store(e, "garbage://x"), "report"],
+        1,
+        ("MLflow tracking store garbage://x ($MLFLOW_TRACKING_URI) is not reachable", "unsupported URI"),
+        ("--debug",),
+    ),
+    Case(
+        "store-uri-unsupported-compare",
+        lambda e: [*_store(e, "garbage://x"), "compare", "a" * 32, "b" * 32],
+        1,
+        ("MLflow tracking store garbage://x ($MLFLOW_TRACKING_URI) is not reachable",),
+        ("no MLflow run",),
+    ),
+    Case(
+        "store-uri-unsupported-ui",
+        lambda e: ["ui", "--tracking-uri", "garbage://x", "--port", "1"],
+        1,
+        ("MLflow tracking store garbage://x (--tracking-uri) is not reachable",),
+        ("MLflow UI for",),
+    ),
+    Case(
         "case8-mlartifacts-is-a-file",
         lambda e: ["train", "--data", str(e.ck()), *TINY] if _artifacts_as_file(e) else [],
         1,
@@ -495,6 +516,12 @@ CASES = [
         "none",
     ),
 ]
+
+
+def _store(env: Env, uri: str) -> list[str]:
+    """Point the case's MLFLOW_TRACKING_URI at `uri` (the harness exports `store_uri`)."""
+    env.store_uri = uri
+    return []
 
 
 def _artifacts_as_file(env: Env) -> bool:
@@ -771,3 +798,20 @@ def test_a_missing_data_path_fails_before_any_store_is_opened(command: list[str]
     # Checked first (no MLflow import, so at once): the working folder, where the store, a
     # study or a report would go, is as empty as before.
     assert list(bare_mlflow_store.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["train", *TINY], ["report"]])
+def test_a_store_uri_naming_a_file_that_is_no_database_is_one_line(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes, not an MLflow database")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{notes}")
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert message_lines(result.stderr) == [
+        f"error: MLflow tracking store sqlite:///{notes} ($MLFLOW_TRACKING_URI) is not reachable: "
+        "(sqlite3.DatabaseError) file is not a database"
+    ]
+    assert notes.read_text() == "my notes, not an MLflow database"

@@ -56,6 +56,7 @@ def generate_report(
     is built aside and moved into `out` whole, replacing only what the previous report wrote
     (`ckrun.outdir`).
     """
+    tracking.check_store(writes=False)
     out_dir = Path(out) if out is not None else default_out(experiment)
     with outdir.staged(out_dir) as staging:
         runs = collect.collect_runs(experiment, study)

@@ -46,22 +46,28 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def check_store(experiment: str | None = None) -> None:
+def check_store(experiment: str | None = None, *, writes: bool = True, source: str = "$MLFLOW_TRACKING_URI") -> None:
     """Fail early, before any data is read or any run exists, when the store cannot take a run.
 
     The database must answer, and where the store is local, the database file and the
     experiment's artifact folder must be writable: a run that trains for an hour and then
     cannot save its model (``mlartifacts`` a file, a read-only folder) loses the hour.
+    Commands that only read (`report`, `compare`, `ui`) pass ``writes=False``: an unusable
+    ``$MLFLOW_TRACKING_URI`` is then named as such, not taken for a missing run or a bug;
+    `source` is where the user gave the URI.
     """
     uri = configure()
-    client = MlflowClient()
     try:
+        client = MlflowClient()  # an unsupported scheme or a file that is no database fails here already
         client.search_experiments(max_results=1)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.split(" See https://", 1)[0]  # MLflow's unsupported-scheme message ends in a docs link
         if uri.startswith("postgresql") and "No module named" in first:
             first += " (install the PostgreSQL driver: pip install 'ckrun[postgres]')"
-        raise CkrunError(f"MLflow tracking store {redact_uri(uri)} is not reachable: {first}") from None
+        raise CkrunError(f"MLflow tracking store {redact_uri(uri)} ({source}) is not reachable: {first}") from None
+    if not writes:
+        return
     db = sqlite_path(uri)
     if db is not None and db.exists() and not os.access(db, os.W_OK):
         raise CkrunError(f"cannot write to the MLflow store {redact_uri(uri)}: the database file is read-only")
