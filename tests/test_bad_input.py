@@ -500,6 +500,18 @@ CASES = [
         1,
         ("cannot load model",),
     ),
+    Case(
+        "predict-model-folder-typo",
+        lambda e: ["predict", "modle", str(e.images(["a.png"])[0])],
+        1,
+        ("cannot load model 'modle': no such file or folder", "runs:/<run_id>/model"),
+    ),
+    Case(
+        "explain-model-file-uri-missing",
+        lambda e: ["explain", "file:///no/such/model", str(e.images(["a.png"])[0])],
+        1,
+        ("cannot load model 'file:///no/such/model': no such file or folder",),
+    ),
     Case("predict-missing-image", lambda e: ["predict", "runs:/x/model", "gone.png"], 2, ("gone.png",), (), "usage"),
     Case(
         "predict-non-image",

@@ -23,7 +23,7 @@ import mlflow
 import yaml
 
 from ckrun.errors import CkrunError
-from ckrun.tracking.store import configure, quiet_loggers
+from ckrun.tracking.store import configure, local_path, quiet_loggers
 
 if TYPE_CHECKING:
     from ckrun.predict import Predictor
@@ -48,6 +48,13 @@ def _first_line(exc: BaseException) -> str:
 def load_model_files(model_uri: str) -> Predictor:
     """Download `model_uri` (``runs:/``, ``models:/``, a folder) and build its `Predictor`."""
     configure()
+    folder = local_path(model_uri)
+    if folder is not None and not folder.exists():
+        # MLflow's own message here is "failures occurred while downloading ... from :", the path on a later line.
+        raise CkrunError(
+            f"cannot load model {model_uri!r}: no such file or folder "
+            "(expected runs:/<run_id>/model, models:/<name>@<alias> or a model folder)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         try:
             with quiet_loggers(("mlflow.artifacts", "mlflow.store.artifact")), warnings.catch_warnings():
