@@ -36,15 +36,45 @@ class SplitArrays:
 
 
 def select_aus(train: pd.DataFrame, cfg: TrainConfig, available: Sequence[str]) -> list[str]:
-    """AU outputs: the explicit list, or AUs with >= min_au_count positives in train."""
+    """AU outputs: the explicit list, or AUs with >= min_au_count positives in train.
+
+    Called before a run opens, so it also refuses a train split that leaves a head nothing
+    to learn (`check_learnable`): such a run would finish with scores that mean nothing.
+    """
     if cfg.aus is not None:
         wanted = [f"AU{int(a)}" for a in cfg.aus]
+        repeated = sorted({a for a in wanted if wanted.count(a) > 1}, key=au_code)
+        if repeated:  # two outputs for one AU: its scores counted twice in every AU average
+            raise ConfigError(f"aus: {', '.join(repeated)} listed more than once (received {list(cfg.aus)})")
         missing = [a for a in wanted if a not in available]
         if missing:
             raise ConfigError(f"aus: {', '.join(missing)} not in the data (it has {', '.join(available) or 'no AUs'})")
+        check_learnable(train, cfg, wanted, available)
         return wanted
     counts = {c: int((pd.to_numeric(train[c], errors="coerce") > 0).sum()) for c in available}
-    return sorted((c for c, n in counts.items() if n >= cfg.min_au_count), key=au_code)
+    chosen = sorted((c for c, n in counts.items() if n >= cfg.min_au_count), key=au_code)
+    check_learnable(train, cfg, chosen, available)
+    return chosen
+
+
+def check_learnable(train: pd.DataFrame, cfg: TrainConfig, aus: Sequence[str], available: Sequence[str]) -> None:
+    """Refuse a train split with one emotion class, or with neither emotion nor AU labels to learn."""
+    emotions = train["emotion"] if "emotion" in train else pd.Series(dtype=object)
+    classes = sorted(str(c) for c in emotions.dropna().unique())
+    learns_emotion = len(classes) > 1 and cfg.emotion_loss_weight > 0
+    if len(classes) == 1 and cfg.emotion_loss_weight > 0:
+        alone = "; or train the AU head alone with --set emotion_loss_weight=0" if aus else ""
+        raise DataError(
+            f"the train split has one emotion class ({classes[0]}, {len(train)} images): the emotion head needs "
+            f"at least two; add images of other classes{alone}"
+        )
+    if not learns_emotion and not aus:
+        why = "no emotion label" if not classes else "emotion_loss_weight=0"
+        if available:
+            au_why = f"no AU has min_au_count={cfg.min_au_count} positive images (lower it with --set min_au_count)"
+        else:
+            au_why = "no AU label"
+        raise DataError(f"nothing to learn: the train split ({len(train)} images) has {why} and {au_why}")
 
 
 def build_arrays(

@@ -351,6 +351,25 @@ CASES = [
         ("--split random",),
         ("--set",),
     ),
+    Case(
+        "train-one-emotion-class",
+        lambda e: ["train", "--data", str(_labelled(e, ["happy"])), *TINY],
+        1,
+        ("the train split has one emotion class (positive", "needs at least two"),
+        ("emotion_loss_weight",),  # no AU labels: training the AU head alone is no way out
+    ),
+    Case(
+        "baseline-without-any-label",
+        lambda e: ["baseline", "--data", str(_labelled(e, [None])), "--set", "preset=tiny"],
+        1,
+        ("nothing to learn", "no emotion label and no AU label"),
+    ),
+    Case(
+        "train-au-listed-twice",
+        lambda e: ["train", "--data", str(e.request.getfixturevalue("tiny_ckplus")), *TINY, "--set", "aus=[1,1]"],
+        1,
+        ("aus: AU1 listed more than once",),
+    ),
     # ---- issue 12: never overwrite what ckrun did not write -----------------------------------
     Case(
         "case3-import-onto-its-own-csv",
@@ -528,6 +547,16 @@ CASES = [
         "none",
     ),
 ]
+
+
+def _labelled(env: Env, emotions: list[str | None]) -> Path:
+    """Six subjects, two images each, labelled in turn with `emotions` (None: no label)."""
+    names = [f"S00{i}_001_0000000{k}.png" for i in range(1, 7) for k in (1, 2)]
+    rows = [
+        {"path": str(p), "subject": p.name[:4], "emotion": emotions[i % len(emotions)]}
+        for i, p in enumerate(env.images(names, folder="labelled"))
+    ]
+    return env.csv(rows, name="labelled.csv")
 
 
 def _store(env: Env, uri: str) -> list[str]:
