@@ -412,6 +412,8 @@ CASES = [
     Case("unknown-key", lambda e: ["train", "--set", "nonsense=1"], 1, ("unknown config key(s): nonsense",)),
     Case("set-without-equals", lambda e: ["train", "--set", "noequals"], 1, ("--set expects key=value",)),
     Case("unparseable-set-value", lambda e: ["train", "--set", "filters=[8,"], 1, ("--set filters", "YAML")),
+    Case("cv-two-folds", lambda e: ["train", "--cv", "2"], 2, ("--cv", "K >= 3"), (), "usage"),
+    Case("baseline-cv-one-fold", lambda e: ["baseline", "--cv", "1"], 2, ("--cv", "K >= 3"), (), "usage"),
     Case("unknown-preset", lambda e: ["train", "--set", "preset=huge"], 1, ("unknown preset 'huge'",)),
     Case(
         "stage-lists-disagree",

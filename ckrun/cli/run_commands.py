@@ -26,10 +26,23 @@ def schema() -> None:
     click.echo(json.dumps(config_schema(), indent=2))
 
 
+def _cv_folds(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """K of --cv, refused at once: the data layer would say so only after importing the data."""
+    if value in (1, 2):
+        raise click.BadParameter(f"{value}: cross-validation needs K >= 3 (one fold each for val and test), or 0")
+    return value
+
+
 @click.command("train")
 @data_option
 @config_options
-@click.option("--cv", type=click.IntRange(min=0), default=0, help="K-fold subject-exclusive cross-validation (0 = off)")
+@click.option(
+    "--cv",
+    type=click.IntRange(min=0),
+    default=0,
+    callback=_cv_folds,
+    help="K-fold subject-exclusive cross-validation, K >= 3 (0 = off)",
+)
 @click.option(
     "--ensemble", is_flag=True, help="with --cv K: also log one model on the CV run averaging the K fold models"
 )
@@ -95,7 +108,8 @@ def train_cmd(
     "--cv",
     type=click.IntRange(min=0),
     default=0,
-    help="K-fold subject-exclusive cross-validation on the folds `ckrun train --cv K` uses (0 = off)",
+    callback=_cv_folds,
+    help="K-fold subject-exclusive cross-validation on the folds `ckrun train --cv K` uses, K >= 3 (0 = off)",
 )
 @friendly_errors
 def baseline_cmd(
