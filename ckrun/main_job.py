@@ -62,6 +62,11 @@ def run_main(
     from ckrun.data.pipeline import FaceCache
     from ckrun.train import train
 
+    if n_trials > 0:  # the study's options fail now, not after the baseline and the default run
+        from ckrun.tune import check_space, load_search_space, resolve_storage
+
+        resolve_storage(storage)
+        check_space(load_search_space(search_space), cfg)
     tracking.check_store(experiment)
     if report:  # a report folder it may not write into: said now, not after every stage has run
         from ckrun import outdir

@@ -858,3 +858,23 @@ def test_a_store_uri_naming_a_file_that_is_no_database_is_one_line(
         "(sqlite3.DatabaseError) file is not a database"
     ]
     assert notes.read_text() == "my notes, not an MLflow database"
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--search-space", "nope.yaml"], "error: search space not found: nope.yaml"),
+        (["--storage", "optuna.db"], "error: --storage 'optuna.db': expected an Optuna storage URL"),
+        (["--search-space", "quick", "--set", "preset=default"], "error: search space "),  # ResNet-only keys
+    ],
+)
+def test_run_refuses_bad_study_options_before_its_first_stage(
+    option: list[str], needle: str, bare_mlflow_store: Path, tiny_ckplus: Path
+) -> None:
+    """`ckrun run` trains a baseline and the default network before its study: minutes lost to a typo."""
+    result = CliRunner().invoke(cli, ["run", "--data", str(tiny_ckplus), *TINY, *option, "--no-report"])
+    assert result.exit_code == 1, result.output
+    errors = [ln for ln in message_lines(result.stderr) if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(needle), errors
+    assert "=== baseline" not in result.stdout
+    assert list(bare_mlflow_store.iterdir()) == []  # no store opened, no run logged
