@@ -150,11 +150,16 @@ def compare_runs(
     return RunComparison(run_a, run_b, name_a, name_b, split, result, aus, notes)
 
 
+def check_comparison_out(path: Path) -> None:
+    """Refuse an existing file at `path` (nothing the user wrote is overwritten)."""
+    if taken(Path(path)):  # a dangling symlink too: writing would follow it
+        raise CkrunError(f"{path} exists; choose another --out (nothing the user wrote is overwritten)")
+
+
 def write_comparison(comparison: RunComparison, path: Path) -> Path:
     """The comparison table as CSV at `path` (refusing to overwrite a file the user has)."""
     path = Path(path)
-    if taken(path):  # a dangling symlink too: writing would follow it
-        raise CkrunError(f"{path} exists; choose another --out (nothing the user wrote is overwritten)")
+    check_comparison_out(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     comparison.frame().to_csv(path, index=False)
     return path

@@ -407,6 +407,55 @@ CASES = [
         1,
         ("is a file, not a folder",),
     ),
+    # ---- an output path with a file where a folder must go: named before any work ------------
+    Case(
+        "import-out-under-a-file",
+        lambda e: ["data", "import", str(e.ck()), "--out", str(_a_file(e) / "m.csv")],
+        1,
+        ("--out", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "describe-out-is-a-file",
+        lambda e: ["data", "describe", str(e.ck()), "--out", str(_a_file(e)), "--faces-per-class", "0"],
+        1,
+        ("--out", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "synth-out-under-a-file",
+        lambda e: ["data", "synth", str(_a_file(e) / "ck"), "--subjects", "1"],
+        1,
+        ("OUT", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "explain-out-under-a-file",
+        lambda e: ["explain", "runs:/0123/model", str(e.images(["a.png"])[0]), "--out", str(_a_file(e) / "x")],
+        1,
+        ("--out", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "report-out-under-a-file",
+        lambda e: ["report", "--out", str(_a_file(e) / "report")],
+        1,
+        ("--out", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "compare-out-under-a-file",
+        lambda e: ["compare", "a" * 32, "b" * 32, "--out", str(_a_file(e) / "t.csv")],
+        1,
+        ("--out", "notes.txt is a file, not a folder"),
+    ),
+    Case(
+        "compare-out-exists-refused-before-comparing",
+        lambda e: ["compare", "a" * 32, "b" * 32, "--out", str(_a_file(e))],
+        1,
+        ("notes.txt exists; choose another --out",),
+    ),
+    Case(
+        "tune-journal-under-a-file",
+        lambda e: ["tune", "--storage", f"journal://{_a_file(e)}/study.log", "--n-trials", "1", *TINY],
+        1,
+        ("cannot open Optuna storage journal://", "notes.txt: a file is in the way of the folder"),
+    ),
     # ---- configs, search spaces, storage ------------------------------------------------------
     Case("negative-l2", lambda e: ["train", "--set", "l2=-1"], 1, ("l2", "greater than or equal to 0")),
     Case("unknown-key", lambda e: ["train", "--set", "nonsense=1"], 1, ("unknown config key(s): nonsense",)),
@@ -559,6 +608,10 @@ def _labelled(env: Env, emotions: list[str | None]) -> Path:
         for i, p in enumerate(env.images(names, folder="labelled"))
     ]
     return env.csv(rows, name="labelled.csv")
+
+
+def _a_file(env: Env) -> Path:
+    return env.text("notes.txt", "the user's notes")
 
 
 def _store(env: Env, uri: str) -> list[str]:

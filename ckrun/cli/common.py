@@ -165,6 +165,27 @@ def require_data(data: Path | None) -> None:
         raise DataError(f"{data}: no such file or folder")
 
 
+def require_writable(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Fail on an output path that cannot be created before any work is done.
+
+    A file where a folder of the path must go, or a folder the user cannot write in, would
+    otherwise surface as an OSError at the very end (after an import, a comparison, a report),
+    printed like a bug. `folder`: the path is an output folder, so it must not be a file either.
+    """
+    if path is None:
+        return
+    from ckrun.errors import CkrunError
+
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if (existing != path or folder) and not existing.is_dir():
+        raise CkrunError(f"{option} {path}: {existing} is a file, not a folder")
+    parent = existing if existing.is_dir() else existing.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CkrunError(f"{option} {path}: cannot write in the folder {parent} (permission denied or read-only)")
+
+
 def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--set",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ckrun.cli.common import CONTEXT, friendly_errors, load_cfg
+from ckrun.cli.common import CONTEXT, friendly_errors, load_cfg, require_writable
 
 # How `ckrun data ...` lets the user change what a data error suggests (see ckrun.errors.option_hint).
 DATA_SPELLINGS = {
@@ -48,6 +48,7 @@ def data_synth(out: Path, subjects: int, seed: int, workers: int | None, difficu
     """Write a synthetic CK+ in the official layout to OUT."""
     from ckrun.data.synth import generate_synthetic_ckplus
 
+    require_writable(out, "OUT", folder=True)
     summary = generate_synthetic_ckplus(
         out, subjects=subjects, seed=seed, workers=workers, difficulty=difficulty, progress=True
     )
@@ -108,6 +109,7 @@ def data_import(
     from ckrun.data.summary import format_summary, summarize
     from ckrun.errors import spell_options
 
+    require_writable(out, "--out")
     check_manifest_out(out, data_path)
     with spell_options(DATA_SPELLINGS):
         result = import_dataset(
@@ -175,6 +177,7 @@ def data_describe(
     from ckrun.data.loader import prepare_data
     from ckrun.errors import spell_options
 
+    require_writable(out, "--out", folder=True)
     with spell_options(DATA_SPELLINGS):
         prepared = prepare_data(
             data_path, seed=seed, split_method=split_method, allow_subject_overlap=allow_subject_overlap

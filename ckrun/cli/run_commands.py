@@ -15,6 +15,7 @@ from ckrun.cli.common import (
     friendly_errors,
     load_cfg,
     require_data,
+    require_writable,
 )
 
 
@@ -235,6 +236,7 @@ def explain_cmd(model_uri: str, images: tuple[Path, ...], out: Path, neutral: Pa
         raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
     if neutral is not None and not neutral.is_file():
         raise click.BadParameter(f"image not found: {neutral}", param_hint="--neutral")
+    require_writable(out, "--out", folder=True)
     from ckrun.explanations import explain_model_uri
 
     written = explain_model_uri(model_uri, list(images), out, neutral)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, data_option, friendly_errors, require_data
+from ckrun.cli.common import TRAINED_CONFIG_SPELLINGS, data_option, friendly_errors, require_data, require_writable
 
 
 @click.command("report")
@@ -27,6 +27,7 @@ def report_cmd(
 ) -> None:
     """Write report.md and a self-contained report.html from what MLflow holds."""
     require_data(data)
+    require_writable(out, "--out", folder=True)
     from ckrun.errors import spell_options
     from ckrun.report import generate_report
 
@@ -82,8 +83,11 @@ def compare_cmd(
     out: Path | None,
 ) -> None:
     """Paired subject-level test of two runs on the same test images (from their logged predictions)."""
-    from ckrun.compare import compare_runs, write_comparison
+    require_writable(out, "--out")
+    from ckrun.compare import check_comparison_out, compare_runs, write_comparison
 
+    if out is not None:
+        check_comparison_out(out)  # the comparison takes a while: refuse before it, not after
     result = compare_runs(
         run_a, run_b, split=split, samples=samples, permutations=permutations, level=level, alpha=alpha, seed=seed
     )

@@ -75,12 +75,12 @@ def open_storage(
     if spec.is_journal:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        Path(spec.url).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(spec.url).parent, spec)
         refuse_foreign_journal(Path(spec.url), spec)
         return JournalStorage(JournalFileBackend(spec.url))
     if spec.kind == "sqlite" and spec.url.startswith("sqlite:///"):
         path = Path(spec.url.removeprefix("sqlite:///").split("?", 1)[0])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent, spec)
         refuse_foreign_database(path, spec)
     engine = {"connect_args": {"timeout": 60}} if spec.kind == "sqlite" else {"pool_pre_ping": True}
     for attempt in range(4):
@@ -149,6 +149,17 @@ def foreign_database(path: Path) -> str | None:
     if not tables or "studies" in tables:
         return None
     return "the MLflow store" if {"experiments", "runs"} <= tables else "a database without Optuna's tables"
+
+
+def _make_folder(folder: Path, spec: StorageSpec) -> None:
+    """The storage file's folder, or a one-line error naming the storage (not a bare OSError)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a file is in the way of the folder"
+        raise CkrunError(f"cannot open Optuna storage {spec.label}: cannot create {folder}: {reason}") from None
 
 
 def missing_driver(spec: StorageSpec, exc: ImportError) -> str:
