@@ -475,7 +475,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
@@ -483,14 +483,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def load_config(config_file: Path | None = None, overrides: Iterable[str] = (), **base: Any) -> TrainConfig:
-    """Defaults < `base` < config file < ``--set`` overrides, validated once."""
-    data: dict[str, Any] = dict(base)
-    if config_file is not None:
-        data.update(read_config_file(Path(config_file)))
-    data.update(parse_overrides(overrides))
-    unknown = sorted(set(data) - set(TrainConfig.model_fields))
-    if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (see `ckrun schema` for the valid keys)")
+    """Defaults < `base` < config file < ``--set`` overrides, validated once; a file's unknown key names the file."""
+    data: dict[str, Any] = {}
+    file = read_config_file(Path(config_file)) if config_file is not None else {}
+    for source, values in (("", base), (f"{config_file}: ", file), ("", parse_overrides(overrides))):
+        if unknown := sorted(set(values) - set(TrainConfig.model_fields)):
+            keys = ", ".join(unknown)
+            raise ConfigError(f"{source}unknown config key(s): {keys} (see `ckrun schema` for the valid keys)")
+        data.update(values)
     return build_config(data)
 
 

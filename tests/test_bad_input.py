@@ -482,6 +482,26 @@ CASES = [
         1,
         ("run.yaml", "expected a mapping"),
     ),
+    Case(
+        "config-file-key-typo",
+        lambda e: ["train", "--config", str(e.text("run.yaml", "l2: 1.0e-3\nepochz: 3\n"))],
+        1,
+        ("run.yaml: unknown config key(s): epochz",),
+    ),
+    Case(
+        "config-file-not-utf8",
+        lambda e: ["train", "--config", str(_binary(e, "run.yaml"))],
+        1,
+        ("run.yaml: not valid YAML",),
+        ("--debug",),
+    ),
+    Case(
+        "search-space-not-utf8",
+        lambda e: ["tune", "--search-space", str(_binary(e, "space.yaml")), *TINY],
+        1,
+        ("space.yaml: not valid YAML",),
+        ("--debug",),
+    ),
     Case("missing-config", lambda e: ["train", "--config", "nope.yaml"], 1, ("config file not found: nope.yaml",)),
     Case(
         "search-space-not-yaml",
@@ -608,6 +628,12 @@ def _labelled(env: Env, emotions: list[str | None]) -> Path:
         for i, p in enumerate(env.images(names, folder="labelled"))
     ]
     return env.csv(rows, name="labelled.csv")
+
+
+def _binary(env: Env, name: str) -> Path:
+    path = env.inputs / name
+    path.write_bytes(b"\xff\xfe\x00l2: 1")
+    return path
 
 
 def _a_file(env: Env) -> Path:

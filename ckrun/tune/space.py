@@ -201,10 +201,10 @@ def load_search_space(spec: str | Path) -> SearchSpace:
     path = bundled.get(str(spec), Path(spec))
     if not path.is_file():
         raise ConfigError(f"search space not found: {spec} (a YAML file, or one of: {', '.join(sorted(bundled))})")
-    text = path.read_text()
     try:
+        text = path.read_text()
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"search space {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"search space {path}: expected a mapping with a 'params' key, got {type(data).__name__}")
