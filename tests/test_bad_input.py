@@ -451,6 +451,18 @@ CASES = [
         ("notes.txt exists; choose another --out",),
     ),
     Case(
+        "cache-setting-under-a-file",
+        lambda e: ["train", "--data", str(e.request.getfixturevalue("tiny_ckplus")), *TINY, *_cache_set(e)],
+        1,
+        ("cache=", "notes.txt/faces: cannot make the cache folder (a file is in the way)"),
+    ),
+    Case(
+        "ckrun-cache-is-a-file",
+        lambda e: ["data", "describe", "--out", "described"] if _cache_env(e, _a_file(e)) else [],
+        1,
+        ("$CKRUN_CACHE", "notes.txt: cannot hold the default dataset (a file is in the way)"),
+    ),
+    Case(
         "tune-journal-under-a-file",
         lambda e: ["tune", "--storage", f"journal://{_a_file(e)}/study.log", "--n-trials", "1", *TINY],
         1,
@@ -634,6 +646,15 @@ def _binary(env: Env, name: str) -> Path:
     path = env.inputs / name
     path.write_bytes(b"\xff\xfe\x00l2: 1")
     return path
+
+
+def _cache_set(env: Env) -> list[str]:
+    return ["--set", f"cache={_a_file(env)}/faces"]
+
+
+def _cache_env(env: Env, path: Path) -> bool:
+    env.request.getfixturevalue("monkeypatch").setenv("CKRUN_CACHE", str(path))
+    return True
 
 
 def _a_file(env: Env) -> Path:

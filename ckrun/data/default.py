@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ckrun.errors import DataError
+
 DEFAULT_SEED = 0
 
 
@@ -37,7 +39,12 @@ def default_dataset(
     root = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-{difficulty}-seed{seed}-n{subjects}"
     if (root / synth.MARKER_FILE).is_file():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        source = "$CKRUN_CACHE" if os.environ.get("CKRUN_CACHE") else "the cache folder"
+        reason = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
+        raise DataError(f"{source} {root.parent}: cannot hold the default dataset ({reason})") from None
     with open(root.parent / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (root / synth.MARKER_FILE).is_file():  # another process finished meanwhile

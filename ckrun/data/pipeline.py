@@ -26,6 +26,7 @@ from ckrun.data import crop_policy
 from ckrun.data.decode import decode_faces
 from ckrun.data.geometry import FaceGeometry, placements
 from ckrun.data.labels import EMOTION_CLASSES, FINE_EMOTIONS, ONE_HOT_LABELS
+from ckrun.errors import ConfigError
 from ckrun.outdir import replacing
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -122,6 +123,12 @@ class FaceCache:
         self._decisions: dict[tuple[str, str, str, float], crop_policy.CropDecision] = {}
         self._folder = None if cache in ("", "memory") else Path(cache)
         self._progress = progress
+        if self._folder is not None:  # made now: a path no folder can take fails before a run opens
+            try:
+                self._folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc
+                raise ConfigError(f"cache={cache}: cannot make the cache folder ({reason})") from None
 
     @staticmethod
     def _rows(manifest: pd.DataFrame) -> tuple[list[str], list[object], str]:
