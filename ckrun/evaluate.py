@@ -72,8 +72,12 @@ def evaluate_model_uri(
     if part.empty:
         raise DataError(f"split {split!r} of {prepared.source} holds no images")
     prep = predictor.prep
-    images = predictor.faces_of(part)
     labels = encode_labels(part, prep.aus)
+    if not labels["emotion"].any() and not (labels["aus"] >= 0).any():
+        # Scored anyway, the run would log an AU F1 of 0 that reports take for the model's test score.
+        aus = f" nor any of the model's AUs ({', '.join(prep.aus)})" if prep.aus else ""
+        raise DataError(f"split {split!r} of {prepared.source} has no emotion label{aus}: nothing to score")
+    images = predictor.faces_of(part)
     probs = predictor.probabilities(images)
     thresholds = np.asarray(prep.thresholds or [0.5] * len(prep.aus), float)
     label = "all" if split == "all" else split

@@ -614,6 +614,12 @@ CASES = [
         1,
         ("cannot load model 'file:///no/such/model': no such file or folder",),
     ),
+    Case(
+        "evaluate-unlabelled-data",
+        lambda e: ["evaluate", f"runs:/{e.trained().run_id}/model", "--data", str(_labelled(e, [None]))],
+        1,
+        ("split 'test' of", "labelled.csv has no emotion label nor any of the model's AUs", "nothing to score"),
+    ),
     Case("predict-missing-image", lambda e: ["predict", "runs:/x/model", "gone.png"], 2, ("gone.png",), (), "usage"),
     Case(
         "predict-non-image",
