@@ -620,6 +620,14 @@ CASES = [
         1,
         ("split 'test' of", "labelled.csv has no emotion label nor any of the model's AUs", "nothing to score"),
     ),
+    Case(
+        "predict-a-folder-of-images",
+        lambda e: ["predict", "runs:/x/model", str(e.images(["a.png"])[0].parent)],
+        2,
+        ("IMAGES", "img is a folder, not an image file"),
+        ("not found",),
+        "usage",
+    ),
     Case("predict-missing-image", lambda e: ["predict", "runs:/x/model", "gone.png"], 2, ("gone.png",), (), "usage"),
     Case(
         "predict-non-image",

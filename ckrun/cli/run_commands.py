@@ -184,6 +184,15 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
     click.echo(f"run id: {result.run_id}")
 
 
+def _require_images(images: tuple[Path, ...], neutral: Path | None) -> None:
+    """Every image (and --neutral) an existing file: a folder is named as one, not as a missing image."""
+    for path, hint in [*((p, "IMAGES") for p in images), *([(neutral, "--neutral")] if neutral else [])]:
+        if path.is_dir():
+            raise click.BadParameter(f"{path} is a folder, not an image file", param_hint=hint)
+        if not path.is_file():
+            raise click.BadParameter(f"image not found: {path}", param_hint=hint)
+
+
 @click.command("predict")
 @click.argument("model_uri")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -197,11 +206,7 @@ def evaluate_cmd(model_uri: str, data: Path | None, split: str, experiment: str 
 @friendly_errors
 def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str, neutral: Path | None) -> None:
     """Emotion and AU predictions for IMAGES with a logged model's own preprocessing."""
-    missing = [p for p in images if not p.is_file()]
-    if missing:
-        raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
-    if neutral is not None and not neutral.is_file():
-        raise click.BadParameter(f"image not found: {neutral}", param_hint="--neutral")
+    _require_images(images, neutral)
     from ckrun import tracking
 
     predictor = tracking.load_predictor(model_uri)
@@ -231,11 +236,7 @@ def predict_cmd(model_uri: str, images: tuple[Path, ...], fmt: str, neutral: Pat
 @friendly_errors
 def explain_cmd(model_uri: str, images: tuple[Path, ...], out: Path, neutral: Path | None) -> None:
     """Grad-CAM of the emotion and each predicted AU on IMAGES, and AU facial-region shares (CK+ landmarks)."""
-    missing = [p for p in images if not p.is_file()]
-    if missing:
-        raise click.BadParameter(f"image not found: {missing[0]}", param_hint="IMAGES")
-    if neutral is not None and not neutral.is_file():
-        raise click.BadParameter(f"image not found: {neutral}", param_hint="--neutral")
+    _require_images(images, neutral)
     require_writable(out, "--out", folder=True)
     from ckrun.explanations import explain_model_uri
 
