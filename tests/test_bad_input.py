@@ -578,6 +578,18 @@ CASES = [
         ("MLflow UI for",),
     ),
     Case(
+        "report-on-a-deleted-experiment",
+        lambda e: ["report", "--experiment", _deleted_experiment(e)],
+        1,
+        ("experiment 'gone' is deleted",),
+    ),
+    Case(
+        "train-into-a-deleted-experiment-before-reading-data",
+        lambda e: ["train", "--data", str(e.ck()), "--experiment", _deleted_experiment(e), *TINY],
+        1,
+        ("experiment 'gone' is deleted",),
+    ),
+    Case(
         "case8-mlartifacts-is-a-file",
         lambda e: ["train", "--data", str(e.ck()), *TINY] if _artifacts_as_file(e) else [],
         1,
@@ -673,6 +685,12 @@ def _cache_env(env: Env, path: Path) -> bool:
 
 def _a_file(env: Env) -> Path:
     return env.text("notes.txt", "the user's notes")
+
+
+def _deleted_experiment(env: Env) -> str:
+    client = MlflowClient(tracking_uri=env.store_uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    return "gone"
 
 
 def _store(env: Env, uri: str) -> list[str]:

@@ -87,7 +87,9 @@ def _artifact_location(client: MlflowClient, uri: str, experiment: str | None) -
             found = client.get_experiment_by_name(name)
     except mlflow.exceptions.MlflowException:
         found = None
-    if found is not None and found.lifecycle_stage != "deleted":
+    if found is not None and found.lifecycle_stage == "deleted":  # said now, not after the data is read
+        raise CkrunError(f"experiment {found.name!r} is deleted; restore it in the MLflow UI or pick another name")
+    if found is not None:
         return str(found.artifact_location)
     return local_artifact_root(uri)
 
