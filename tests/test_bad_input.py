@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from ckplus_fixture import corrupt, write_ckplus, write_image
@@ -640,6 +641,14 @@ CASES = [
         ("not found",),
         "usage",
     ),
+    Case(
+        "predict-32-bit-float-tiff",
+        lambda e: [*predict_target(e), str(_float_tiff(e))],
+        0,
+        (),
+        (),
+        "none",
+    ),
     Case("predict-missing-image", lambda e: ["predict", "runs:/x/model", "gone.png"], 2, ("gone.png",), (), "usage"),
     Case(
         "predict-non-image",
@@ -681,6 +690,15 @@ def _cache_set(env: Env) -> list[str]:
 def _cache_env(env: Env, path: Path) -> bool:
     env.request.getfixturevalue("monkeypatch").setenv("CKRUN_CACHE", str(path))
     return True
+
+
+def _float_tiff(env: Env) -> Path:
+    """A 32-bit float grey TIFF: Pillow (the import's reader) takes it, OpenCV's reader does not."""
+    from PIL import Image
+
+    path = env.inputs / "float.tiff"
+    Image.fromarray(np.linspace(0, 255, 32 * 24, dtype=np.float32).reshape(24, 32)).save(path)  # mode F
+    return path
 
 
 def _a_file(env: Env) -> Path:

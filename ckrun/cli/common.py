@@ -146,6 +146,8 @@ def quiet_tensorflow() -> None:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # oneDNN is turned off by `import ckrun`
+    # OpenCV logs a WARN line for a file its reader refuses (Pillow reads it instead, or the error names it).
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
 def data_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -73,13 +73,29 @@ def load_cascade(name: str) -> Any:
     return cascade
 
 
+def read_grey(path: str | Path, *, orient: bool = True) -> np.ndarray:
+    """Grey uint8 pixels, by OpenCV or else by Pillow, the reader the import checks images with.
+
+    OpenCV refuses some files Pillow reads (32-bit float TIFF): a file the import accepted
+    must not fail at training or prediction time. `orient`: apply the EXIF orientation.
+    """
+    import cv2
+
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | (0 if orient else cv2.IMREAD_IGNORE_ORIENTATION))
+    if grey is not None:
+        return grey
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
+
+
 def detect_face(path: str | Path, margin: float) -> tuple[int, int, int] | None:
     """Box around the largest detected frontal face, or None when there is none."""
     import cv2
 
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise DataError(f"{path}: cannot read image")
+    grey = read_grey(path)
     scale = min(1.0, _DETECT_MAX_SIDE / max(grey.shape))
     small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
     min_side = max(16, int(min(small.shape) * 0.2))

@@ -78,12 +78,7 @@ def _read_landmarks(landmarks: str) -> np.ndarray:
 
 
 def read_grey(path: str) -> np.ndarray:
-    import cv2
-
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
-    if grey is None:
-        raise DataError(f"{path}: cannot read image")
-    return grey
+    return faces.read_grey(path, orient=False)
 
 
 def fallback_box(width: int, height: int, fallback: Sequence[float]) -> tuple[int, int, int]:
