@@ -371,6 +371,18 @@ CASES = [
         1,
         ("aus: AU1 listed more than once",),
     ),
+    Case(
+        "import-require-emotion-leaves-nothing",
+        lambda e: ["data", "import", str(_labelled(e, [None])), "--require-emotion", "--out", "m.csv"],
+        1,
+        ("labelled.csv: no images left with an emotion label (--require-emotion)",),
+    ),
+    Case(
+        "train-require-emotion-leaves-nothing",
+        lambda e: ["train", "--data", str(_labelled(e, [None])), "--set", "require_emotion=true", *TINY],
+        1,
+        ("no images left with an emotion label (--set require_emotion=true)",),
+    ),
     # ---- issue 12: never overwrite what ckrun did not write -----------------------------------
     Case(
         "case3-import-onto-its-own-csv",

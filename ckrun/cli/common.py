@@ -138,7 +138,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
 # Commands that take DATA but no --set (evaluate, report) split it with the trained run's config.
 TRAINED_CONFIG_SPELLINGS = {
     setting: f"--set {setting} when training the model"
-    for setting in ("split_method=random", "split_method=subject", "allow_subject_overlap=true")
+    for setting in ("split_method=random", "split_method=subject", "allow_subject_overlap=true", "require_emotion=true")
 }
 
 

@@ -15,6 +15,7 @@ DATA_SPELLINGS = {
     "split_method=random": "--split random",
     "split_method=subject": "--split subject",
     "allow_subject_overlap=true": "--allow-subject-overlap",
+    "require_emotion=true": "--require-emotion",
 }
 
 

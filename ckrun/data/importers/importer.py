@@ -139,7 +139,7 @@ def check_import(
     if require_emotion:
         manifest, dropped = drop_without_emotion(manifest)
         skipped += dropped
-        require_rows(manifest, raw.source, "with an emotion label (require_emotion)")
+        require_rows(manifest, raw.source, f"with an emotion label ({option_hint('require_emotion=true')})")
     manifest, bad = validate_images(manifest, on_bad_image=on_bad_image, progress=progress)
     require_rows(manifest, raw.source, "after leaving out unreadable images")
     warn_small_faces(manifest, raw.source)
