@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from ckrun import tracking
 from ckrun.console import echo, warn
+from ckrun.errors import CkrunError
 
 LOOPBACK = "127.0.0.1"
 
@@ -104,6 +106,24 @@ def _interrupt_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
+def check_listenable(host: str, port: int) -> None:
+    """Refuse a --host/--port the server cannot listen on before starting it.
+
+    MLflow's server prints an unresolvable host's error among its log lines and exits with
+    status 0, so ckrun said nothing and exited 0 too; a port in use is named here as well.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CkrunError(f"--host {host}: not an address this machine can listen on ({exc})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no clash
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CkrunError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+
+
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -133,6 +153,7 @@ def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None
         return
     # Before announcing an address the server would never serve.
     tracking.check_store(writes=False, source="--tracking-uri" if tracking_uri else "$MLFLOW_TRACKING_URI")
+    check_listenable(host, port)
     if not _is_loopback(host):
         warn(f"binding to {host}: the MLflow UI has no login; anyone on that network can read and delete runs")
     address = ui_address(host, port)
@@ -155,6 +176,4 @@ def serve_ui(*, host: str = LOOPBACK, port: int = 5000, tracking_uri: str | None
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if code:
-        from ckrun.errors import CkrunError
-
         raise CkrunError(f"mlflow server exited with status {code} (is port {port} already in use?)")

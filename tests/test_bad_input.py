@@ -603,6 +603,20 @@ CASES = [
         ("experiment 'gone' is deleted",),
     ),
     Case(
+        "ui-host-unresolvable",
+        lambda e: ["ui", "--host", "256.1.1.1", "--port", "5996"],
+        1,
+        ("--host 256.1.1.1: not an address this machine can listen on",),
+        ("MLflow UI for",),
+    ),
+    Case(
+        "ui-port-in-use",
+        lambda e: ["ui", "--port", str(_listening_port(e))],
+        1,
+        ("cannot listen there (Address already in use)",),
+        ("MLflow UI for",),
+    ),
+    Case(
         "case8-mlartifacts-is-a-file",
         lambda e: ["train", "--data", str(e.ck()), *TINY] if _artifacts_as_file(e) else [],
         1,
@@ -721,6 +735,17 @@ def _deleted_experiment(env: Env) -> str:
     client = MlflowClient(tracking_uri=env.store_uri)
     client.delete_experiment(client.create_experiment("gone"))
     return "gone"
+
+
+def _listening_port(env: Env) -> int:
+    """A port another program listens on for the rest of the case."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env.request.addfinalizer(taken.close)
+    return int(taken.getsockname()[1])
 
 
 def _store(env: Env, uri: str) -> list[str]:
