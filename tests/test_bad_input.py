@@ -617,6 +617,18 @@ CASES = [
         ("MLflow UI for",),
     ),
     Case(
+        "mlflow-experiment-id-unknown",
+        lambda e: [*_env(e, "MLFLOW_EXPERIMENT_ID", "999"), "train", "--data", str(e.ck()), *TINY],
+        1,
+        ("$MLFLOW_EXPERIMENT_ID=999: no MLflow experiment with that id",),
+    ),
+    Case(
+        "mlflow-run-id-unknown",
+        lambda e: [*_env(e, "MLFLOW_RUN_ID", "0" * 32), "baseline", "--data", str(e.ck())],
+        1,
+        (f"$MLFLOW_RUN_ID={'0' * 32}: no MLflow run with that id",),
+    ),
+    Case(
         "case8-mlartifacts-is-a-file",
         lambda e: ["train", "--data", str(e.ck()), *TINY] if _artifacts_as_file(e) else [],
         1,
@@ -713,8 +725,13 @@ def _cache_set(env: Env) -> list[str]:
     return ["--set", f"cache={_a_file(env)}/faces"]
 
 
+def _env(env: Env, name: str, value: str) -> list[str]:
+    env.request.getfixturevalue("monkeypatch").setenv(name, value)
+    return []
+
+
 def _cache_env(env: Env, path: Path) -> bool:
-    env.request.getfixturevalue("monkeypatch").setenv("CKRUN_CACHE", str(path))
+    _env(env, "CKRUN_CACHE", str(path))
     return True
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import mlflow
@@ -71,9 +72,20 @@ def check_store(experiment: str | None = None, *, writes: bool = True, source: s
     db = sqlite_path(uri)
     if db is not None and db.exists() and not os.access(db, os.W_OK):
         raise CkrunError(f"cannot write to the MLflow store {redact_uri(uri)}: the database file is read-only")
+    if os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` sets it; the run ckrun then joins must exist
+        _named_by_env(client.get_run, "MLFLOW_RUN_ID", "run", uri)
     folder = local_path(_artifact_location(client, uri, experiment))
     if folder is not None:
         _check_writable_folder(folder, uri)
+
+
+def _named_by_env(get: Callable[[str], Any], variable: str, what: str, uri: str) -> Any:
+    """The experiment or run an environment variable names; one line naming the variable when there is none."""
+    value = os.environ[variable]
+    try:
+        return get(value)
+    except mlflow.exceptions.MlflowException:
+        raise CkrunError(f"${variable}={value}: no MLflow {what} with that id in {redact_uri(uri)}") from None
 
 
 def _artifact_location(client: MlflowClient, uri: str, experiment: str | None) -> str | None:
@@ -81,7 +93,7 @@ def _artifact_location(client: MlflowClient, uri: str, experiment: str | None) -
     found: Experiment | None
     try:
         if experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            found = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+            found = _named_by_env(client.get_experiment, "MLFLOW_EXPERIMENT_ID", "experiment", uri)
         else:
             name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
             found = client.get_experiment_by_name(name)
