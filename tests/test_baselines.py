@@ -310,8 +310,9 @@ def test_an_unknown_baseline_model_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["baseline", "--model", "resnet"])
     assert result.exit_code == 2
     assert "--model" in result.output and "hog-svm" in result.output
-    result = CliRunner().invoke(cli, ["baseline", "--c-grid", "0.1,lots"])
-    assert result.exit_code == 2 and "--c-grid" in result.output
+    for grid in ("0.1,lots", "0.1,-1", ","):  # refused before the (missing) data is read
+        result = CliRunner().invoke(cli, ["baseline", "--c-grid", grid, "--data", "/no/such/data"])
+        assert result.exit_code == 2 and "--c-grid" in result.output and "/no/such/data" not in result.output
 
 
 def test_run_baseline_rejects_a_bad_model_or_grid_before_any_run(tmp_path) -> None:

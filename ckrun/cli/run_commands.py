@@ -123,11 +123,13 @@ def baseline_cmd(
     cv: int,
 ) -> None:
     """Tuned linear baselines (C chosen on val) on the same split, logged as a run."""
+    from ckrun.baselines.selection import check_grid
+
     try:
-        grid = [float(c) for c in c_grid.split(",") if c.strip()]
-    except ValueError:
+        grid = list(check_grid([float(c) for c in c_grid.split(",") if c.strip()]))
+    except ValueError:  # checked before the data is read
         raise click.BadParameter(
-            f"expected comma-separated numbers, received {c_grid!r}", param_hint="--c-grid"
+            f"expected comma-separated positive numbers, received {c_grid!r}", param_hint="--c-grid"
         ) from None
     cfg = load_cfg(config_file, overrides)
     require_data(data)
