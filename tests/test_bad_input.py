@@ -231,6 +231,16 @@ CASES = [
         ("S001_001_00000001.png", "image not found"),
     ),
     Case(
+        "folder-as-image-in-csv",
+        lambda e: [
+            "data",
+            "import",
+            str(e.csv([{"path": str(_mkdir(e.inputs / "S001_001_00000001.png")), "emotion": "happy"}])),
+        ],
+        1,
+        ("S001_001_00000001.png", "a folder, not an image file"),
+    ),
+    Case(
         "negative-au-value",
         lambda e: [
             "data",

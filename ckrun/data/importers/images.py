@@ -53,7 +53,8 @@ def validate_images(
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
-        raise DataError(f"{missing[0]}: image not found{more}")
+        what = "a folder, not an image file" if Path(missing[0]).is_dir() else "image not found"
+        raise DataError(f"{missing[0]}: {what}{more}")
     keep = np.ones(len(paths), dtype=bool)
     skipped: list[tuple[str, str]] = []
     bar = tqdm(paths, desc="checking images", unit="img", disable=not progress, leave=False)
