@@ -84,12 +84,20 @@ def write_explanations(
         raise DataError(f"{existing[0]}: already exists (choose another --out folder)")
     out.mkdir(parents=True, exist_ok=True)
     overlays = []
-    for e, name in zip(explanations, names, strict=True):
-        overlays.append(plot_attribution_panels(e.face, _panels(e), out / name, title=Path(e.path).name))
-    table = share_table(explanations)
-    table.to_csv(out / "region_shares.csv", index=False)
-    summary = {**share_summary(table), "overlays": names}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    try:
+        for e, name in zip(explanations, names, strict=True):
+            overlays.append(plot_attribution_panels(e.face, _panels(e), out / name, title=Path(e.path).name))
+        table = share_table(explanations)
+        table.to_csv(out / "region_shares.csv", index=False)
+        summary = {**share_summary(table), "overlays": names}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    except BaseException:
+        # A write cut short (a signal, a full disk) takes back what it wrote, all of it new
+        # (checked above unless `overwrite`): else a rerun into the same folder is refused.
+        if not overwrite:
+            for target in targets:
+                target.unlink(missing_ok=True)
+        raise
     return ExplanationFiles(overlays, out / "region_shares.csv", out / "summary.json", summary)
 
 

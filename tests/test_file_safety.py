@@ -268,3 +268,30 @@ def test_run_refuses_a_users_report_folder_before_any_stage(mlflow_store: Path) 
     experiments = [e.experiment_id for e in client.search_experiments()]
     assert client.search_runs(experiments) == []  # before, every stage ran and logged, then the report was refused
     assert _files(mine) == {"notes.md": "my notes"}
+
+
+def test_explanations_cut_short_take_back_what_they_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from ckrun import explanations
+    from ckrun.figures import images
+
+    drawn: list[Path] = []
+
+    def plot(face: object, panels: object, path: Path, title: str) -> Path:
+        if drawn:
+            raise KeyboardInterrupt  # Ctrl-C while the second overlay is drawn
+        path.write_bytes(b"png")
+        drawn.append(path)
+        return path
+
+    monkeypatch.setattr(images, "plot_attribution_panels", plot)
+    monkeypatch.setattr(explanations, "_panels", lambda e: [])
+    faces = [SimpleNamespace(face=None, stem=s, path=f"{s}.png") for s in ("a", "b")]
+    out = tmp_path / "explained"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(KeyboardInterrupt):
+        explanations.write_explanations(faces, out)  # type: ignore[arg-type]
+    assert drawn and not drawn[0].exists()
+    assert [p.name for p in out.iterdir()] == ["notes.md"]  # the user's file stays, so a rerun is not refused
