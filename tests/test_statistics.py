@@ -206,6 +206,18 @@ def test_fitted_temperatures_minimise_the_validation_nll() -> None:
         assert _au_nll(temps.aus[j], au_targets[:, j], au_probs[:, j]) <= best + 1e-6
 
 
+def test_a_per_au_temperature_needs_both_classes_else_the_shared_one_is_kept() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    au_targets = (rng.random((n, 2)) < 0.5).astype(float)
+    au_targets[:, 1] = 1  # every coded entry positive: the NLL only falls towards a bound
+    au_probs = np.clip(0.3 * au_targets + 0.7 * rng.random((n, 2)), 0.01, 0.99)
+    temps = fit_temperatures(rng.integers(0, 3, n), rng.dirichlet(np.ones(3), n), au_targets, au_probs,
+                             per_au=True, min_positives=10)  # fmt: skip
+    assert temps.shared_au != 1.0
+    assert temps.aus[1] == temps.shared_au
+
+
 # --------------------------------------------------------------------------------------
 # AU evaluation
 
