@@ -144,6 +144,16 @@ def test_exact_paired_p_value_equals_brute_force_swapping() -> None:
     assert len(set(table["p_value"])) > 1  # p-values of different sizes, not all at the floor
 
 
+@pytest.mark.parametrize("n_subjects", [10, 16])
+def test_the_paired_test_enumerates_every_swap_up_to_16_subjects(n_subjects: int) -> None:
+    a, b = _predictions(2, n_subjects, per_subject=2, skill=0.5), _predictions(2, n_subjects, per_subject=2, skill=0)
+    result = paired_comparison(a, b, samples=20, permutations=100)
+    assert result.exact and result.permutations == 2**n_subjects
+    # Exact p-values are multiples of 1 / 2^G.
+    counts = result.table["p_value"].to_numpy() * 2**n_subjects
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-6)
+
+
 def test_a_random_permutation_p_value_is_never_below_one_over_n_plus_one() -> None:
     good = _predictions(3, n_subjects=40, skill=3.0)
     bad = Predictions(good.frame, good.aus, good.emotion_targets, np.roll(good.emotion_probs, 1, axis=1),
