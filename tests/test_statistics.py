@@ -7,6 +7,7 @@ split produces: a class or AU absent, one value per fold, few subjects.
 
 from __future__ import annotations
 
+import statistics
 from fractions import Fraction
 
 import numpy as np
@@ -22,6 +23,7 @@ from ckrun.calibration import (
     fit_temperatures,
     reliability_bins,
 )
+from ckrun.crossval import aggregate
 from ckrun.metrics import au_scores, emotion_scores
 from ckrun.predictions import Predictions, prediction_table, read_predictions
 from ckrun.uncertainty import _weighted, group_counts, paired_comparison
@@ -265,3 +267,30 @@ def test_skew_normalised_f1_is_f1_with_negatives_reweighted_to_the_positives(see
     assert skew_normalised_f1(tp, fp, fn, tn) == pytest.approx(f1_score(y, decided, sample_weight=weights))
     observed_skew = (fp + tn) / (tp + fn)  # at the split's own skew it is the raw F1
     assert skew_normalised_f1(tp, fp, fn, tn, skew=observed_skew) == pytest.approx(f1_score(y, decided))
+
+
+# --------------------------------------------------------------------------------------
+# Cross-validation aggregate
+
+
+def test_cv_aggregate_is_the_mean_and_sample_sd_over_the_folds_that_define_a_metric() -> None:
+    rng = np.random.default_rng(9)
+    folds = [{"test_emotion_f1": float(v), "test_au_f1": float(w)} for v, w in rng.random((5, 2))]
+    folds[2]["test_au_roc_auc_macro"] = 0.8
+    for i, fold in enumerate(folds):
+        fold.setdefault("test_au_roc_auc_macro", float("nan") if i != 4 else 0.6)
+        fold["test_emotion_f1_ci_low"] = 0.1
+    folds[1]["test_au_f1"] = float("nan")
+    folds[3]["only_here"] = 1.0
+    mean, std = aggregate(folds)
+    values = [f["test_emotion_f1"] for f in folds]
+    assert mean["test_emotion_f1"] == pytest.approx(statistics.mean(values))
+    assert std["test_emotion_f1"] == pytest.approx(statistics.stdev(values))  # n - 1
+    defined = [f["test_au_f1"] for i, f in enumerate(folds) if i != 1]
+    assert mean["test_au_f1"] == pytest.approx(statistics.mean(defined))
+    assert std["test_au_f1"] == pytest.approx(statistics.stdev(defined))
+    assert mean["test_au_roc_auc_macro"] == pytest.approx(0.7)
+    assert "only_here" not in mean and "test_emotion_f1_ci_low" not in mean
+    one = [{"m": 0.5}, {"m": float("nan")}, {"m": float("nan")}]
+    mean, std = aggregate(one)
+    assert mean["m"] == 0.5 and np.isnan(std["m"])  # one value has no sample SD, not a spread of 0
