@@ -24,6 +24,8 @@ from ckrun.calibration import (
     reliability_bins,
 )
 from ckrun.crossval import aggregate
+from ckrun.data.labels import EMOTION_CLASSES
+from ckrun.emfacs import supported_classes
 from ckrun.metrics import au_scores, emotion_scores
 from ckrun.predictions import Predictions, prediction_table, read_predictions
 from ckrun.uncertainty import _weighted, group_counts, paired_comparison
@@ -294,3 +296,36 @@ def test_cv_aggregate_is_the_mean_and_sample_sd_over_the_folds_that_define_a_met
     one = [{"m": 0.5}, {"m": float("nan")}, {"m": float("nan")}]
     mean, std = aggregate(one)
     assert mean["m"] == 0.5 and np.isnan(std["m"])  # one value has no sample SD, not a spread of 0
+
+
+# --------------------------------------------------------------------------------------
+# EMFACS
+
+
+def _lucey_table_2(aus: set[int]) -> dict[str, bool]:
+    """Lucey et al. 2010, Table 2, written out independently of ckrun.emfacs (intensities dropped)."""
+    emotions = {
+        "anger": {23, 24} <= aus,
+        "contempt": 14 in aus,
+        "disgust": 9 in aus or 10 in aus,
+        "fear": {1, 2, 4} <= aus,
+        "happy": 12 in aus,
+        "sadness": {1, 4, 15} <= aus or 11 in aus or {6, 15} <= aus,
+        "surprise": {1, 2} <= aus or 5 in aus,
+    }
+    return {
+        "negative": any(emotions[e] for e in ("anger", "contempt", "disgust", "fear", "sadness")),
+        "positive": emotions["happy"],
+        "surprise": emotions["surprise"],
+    }
+
+
+def test_emfacs_support_follows_the_ckplus_criteria_on_random_au_sets() -> None:
+    codes = [1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 17, 23, 24, 25]
+    aus = [f"AU{c}" for c in codes]
+    present = np.random.default_rng(10).random((500, len(codes))) < 0.25
+    support, checkable = supported_classes(present, aus)
+    assert checkable.all()
+    for row, supported in zip(present, support, strict=True):
+        expected = _lucey_table_2({c for c, on in zip(codes, row, strict=True) if on})
+        assert dict(zip(EMOTION_CLASSES, supported.tolist(), strict=True)) == expected, row
