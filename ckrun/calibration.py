@@ -181,15 +181,19 @@ def fit_temperatures(
     By default one temperature serves every AU: fitted on all coded (image, AU) entries it
     rests on hundreds of labels, where a per-AU fit on CK+'s validation split rests on a
     dozen positives for most AUs and would chase noise. `per_au=True` fits each AU that has
-    at least `min_positives` validation positives on its own, the rest keep the shared one.
+    at least `min_positives` validation positives (and a negative) on its own, the rest keep
+    the shared one.
     """
     au_targets, au_probs = np.asarray(au_targets, float), np.asarray(au_probs, float)
     shared = fit_au_temperature(au_targets, au_probs) if au_targets.size else 1.0
     temps = [shared] * au_targets.shape[1] if au_targets.ndim == 2 else []
     if per_au:
         for j in range(len(temps)):
-            if (au_targets[:, j] == 1).sum() >= min_positives:
-                temps[j] = fit_au_temperature(au_targets[:, j], au_probs[:, j])
+            column = au_targets[:, j]
+            # Positives alone (or negatives alone) pin no temperature: the NLL just falls towards a
+            # bound, so such an AU keeps the shared one like an AU with too few positives.
+            if (column == 1).sum() >= min_positives and (column == 0).any():
+                temps[j] = fit_au_temperature(column, au_probs[:, j])
     return Temperatures(fit_emotion_temperature(emotion_targets, emotion_probs), tuple(temps), shared)
 
 

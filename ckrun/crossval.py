@@ -48,12 +48,22 @@ class CVResult:
             "val_emotion_f1",
             "val_au_f1",
         )
-        parts = [f"{k} {self.mean[k]:.3f}±{self.std[k]:.3f}" for k in keys if k in self.mean]
+        parts = [
+            f"{k} {self.mean[k]:.3f}" + (f"±{self.std[k]:.3f}" if np.isfinite(self.std.get(k, np.nan)) else "")
+            for k in keys
+            if k in self.mean
+        ]
         return "  ".join([*parts, f"fit {self.verdict}"])
 
 
 def aggregate(fold_metrics: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (sample) standard deviation of every metric all folds report (bootstrap bounds excepted)."""
+    """Mean and (sample) standard deviation of every metric all folds report (bootstrap bounds excepted).
+
+    A fold where a metric is undefined (NaN, e.g. ROC-AUC with an AU absent from its test
+    split) is left out of that metric's mean and SD. The sample SD of one value is undefined,
+    not 0: a metric only one fold defines gets NaN, which is not logged, rather than a spread
+    of zero that would read as perfectly stable.
+    """
     keys = set.intersection(*(set(m) for m in fold_metrics)) if fold_metrics else set()
     keys = {k for k in keys if not names.is_interval(k)}  # a fold's interval; the folds' spread is the std
     mean, std = {}, {}
@@ -62,7 +72,7 @@ def aggregate(fold_metrics: list[dict[str, float]]) -> tuple[dict[str, float], d
         values = values[np.isfinite(values)]
         if len(values):
             mean[key] = float(values.mean())
-            std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            std[key] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
     return mean, std
 
 
