@@ -65,7 +65,12 @@ def ui_cmd(host: str, port: int, tracking_uri: str | None, workers: int) -> None
 @click.argument("run_b")
 @click.option("--split", default="test", help="split whose logged predictions are compared (predictions/SPLIT.csv)")
 @click.option("--samples", type=click.IntRange(min=100), default=1000, help="paired subject-bootstrap samples (CI)")
-@click.option("--permutations", type=click.IntRange(min=100), default=10000, help="random subject swaps (p-value)")
+@click.option(
+    "--permutations",
+    type=click.IntRange(min=100),
+    default=10000,
+    help="random subject swaps for the p-value above 16 test subjects (up to 16, every swap is enumerated)",
+)
 @click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, help="confidence level of the interval")
 @click.option("--alpha", type=click.FloatRange(0.001, 0.5), default=0.05, help="significance level")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="seed of the bootstrap and the swaps")
