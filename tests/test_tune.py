@@ -114,6 +114,15 @@ def test_missing_space_and_bounds_the_config_rejects(tmp_path: Path) -> None:
         ss.check_space(space, tiny_cfg())
 
 
+def test_a_float_param_on_an_integer_key_is_refused_before_any_trial(tmp_path: Path) -> None:
+    """Whole-number bounds suit `epochs`, but suggest_float would draw 2.37 and fail every trial."""
+    space = load_search_space(write_space(tmp_path, {"params": {"epochs": {"type": "float", "low": 2, "high": 3}}}))
+    with pytest.raises(ConfigError, match=r"params.epochs: type float draws values epochs does not take.*use type int"):
+        ss.check_space(space, tiny_cfg())
+    stepped = {"params": {"epochs": {"type": "float", "low": 2, "high": 4, "step": 1}}}
+    ss.check_space(load_search_space(write_space(tmp_path, stepped)), tiny_cfg())  # only whole numbers drawn
+
+
 def test_types_are_inferred_and_numeric_strings_accepted(tmp_path: Path) -> None:
     space = load_search_space(
         write_space(tmp_path, "params:\n  l2: {low: 1e-5, high: 1e-2, log: true}\n  epochs: {low: 2, high: 8}\n")
