@@ -359,6 +359,32 @@ def test_study_runs_are_children_linked_both_ways_and_resume_respects_the_cap(
     assert third.ran == [] and len(study.get_trials()) == 5 and len(runs_of("study")) == 3
 
 
+def test_a_changed_space_or_base_config_never_joins_the_study(mlflow_store: Path, fake_train: list[Any]) -> None:
+    run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=1))
+    wider = {**TINY_SPACE, "params": {**TINY_SPACE["params"], "filters": {"choices": [4, 8, 16], "per_stage": True}}}
+    with pytest.raises(ConfigError, match=r"created with a different search space.*another --study-name"):
+        run_tune(
+            tiny_cfg(), fake_data(), options(mlflow_store, search_space=write_space(mlflow_store, wider, "w.yaml"))
+        )
+    with pytest.raises(ConfigError, match=r"different base config \(epochs: 2 -> 3\).*another --study-name"):
+        run_tune(tiny_cfg("epochs=3"), fake_data(), options(mlflow_store))
+    assert len(fake_train) == 1  # nothing trained into the study
+    opts = options(mlflow_store)  # `ckrun run` asks before its baseline and default run
+    with pytest.raises(ConfigError, match=r"epochs: 2 -> 3"):
+        tune.check_resumable(
+            opts, resolve_storage(opts.storage), load_search_space(opts.search_space), tiny_cfg("epochs=3")
+        )
+    # a comment, the description or the sampler/pruner settings, and execution settings, join it
+    steering = {**TINY_SPACE, "description": "reworded", "startup_trials": 3}
+    path = write_space(mlflow_store, "# a comment\n" + yaml.safe_dump(steering), "s.yaml")
+    again = run_tune(
+        tiny_cfg("cache=" + str(mlflow_store / "faces")),
+        fake_data(),
+        options(mlflow_store, search_space=path, n_trials=1),
+    )
+    assert again.ran == [1]
+
+
 def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fake_train: list[Any]) -> None:
     opts = options(mlflow_store, objective="pareto", n_trials=6, storage=f"journal://{mlflow_store}/study.log")
     result = run_tune(tiny_cfg(), fake_data(), opts)
