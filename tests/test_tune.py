@@ -385,6 +385,38 @@ def test_a_changed_space_or_base_config_never_joins_the_study(mlflow_store: Path
     assert again.ran == [1]
 
 
+def test_retrain_uses_the_best_config_and_epoch_and_a_resume_does_not_redo_it(
+    mlflow_store: Path, fake_train: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from ckrun.tune.champion import register_best
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, model_input: list[str]) -> list[str]:
+            return model_input
+
+    result = run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=2))
+    best = result.best_trial
+    retrains: list[tuple[Any, Any]] = []
+
+    def retrain(cfg: Any, data: Any, *, run_name: str, kind: str, tags: dict, **_: Any) -> Any:
+        with tracking.start_run(kind=kind, run_name=run_name, tags=tags) as run:
+            mlflow.pyfunc.log_model(name=tracking.MODEL_NAME, python_model=Echo(), pip_requirements=[])
+        retrains.append((cfg, data))
+        return SimpleNamespace(run_id=run.run_id, metrics={}, model_uri=None)
+
+    monkeypatch.setattr("ckrun.train.train", retrain)
+    opts = options(mlflow_store, retrain=True, register=True, register_name="ckplus-test")
+    uri, version = register_best(best, result.best_run_id, fake_data(), opts)
+    assert uri == "models:/ckplus-test@champion" and version == "1" and len(retrains) == 1
+    cfg, data = retrains[0]
+    assert cfg.l2 == pytest.approx(best.params["l2"]) and cfg.epochs == 1 and cfg.early_stopping == 0  # best_epoch 1
+    assert (data.manifest["split"] == "train").sum() == 4  # train + val
+    # the same best trial again (a resume, --finalize): no second retrain, the alias stays
+    assert register_best(best, result.best_run_id, fake_data(), opts) == (uri, "1") and len(retrains) == 1
+
+
 def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fake_train: list[Any]) -> None:
     opts = options(mlflow_store, objective="pareto", n_trials=6, storage=f"journal://{mlflow_store}/study.log")
     result = run_tune(tiny_cfg(), fake_data(), opts)

@@ -40,7 +40,7 @@ from ckrun.tracking.queries import (
     running_child_runs,
     search_runs,
 )
-from ckrun.tracking.registry import alias_run_id, alias_version, register_model, tag_model_version
+from ckrun.tracking.registry import alias_run_id, alias_tags, alias_version, register_model, tag_model_version
 from ckrun.tracking.runs import (
     KIND_TAG,
     KINDS,
@@ -82,6 +82,7 @@ __all__ = [
     "RunHandle",
     "active_run_id",
     "alias_run_id",
+    "alias_tags",
     "alias_version",
     "check_store",
     "child_runs",
