@@ -473,6 +473,24 @@ def test_worker_stops_after_repeated_failures(mlflow_store: Path, monkeypatch: p
     assert runs_of("study")["status"].tolist() == ["FAILED"]
 
 
+def test_a_trial_that_trains_but_scores_nan_fails_in_optuna_and_in_mlflow(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unscored(cfg: Any, data: Any, *, run_name: str, kind: str, tags: dict, on_run_start: Any, **_: Any) -> Any:
+        with tracking.start_run(kind=kind, run_name=run_name, tags=tags) as run:
+            on_run_start(run.run_id)
+        return SimpleNamespace(run_id=run.run_id, metrics={"val_emotion_f1": 0.5, "objective": float("nan")})
+
+    monkeypatch.setattr("ckrun.train.train", unscored)
+    run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=1))
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{mlflow_store}/optuna.db")
+    (trial,) = study.get_trials()
+    assert trial.state.name == "FAIL" and "scored no objective" in trial.user_attrs[tune.ERROR_ATTR]
+    run = tracking.get_run(trial.user_attrs[tune.RUN_ID_ATTR])
+    assert run.info.status == "FAILED" and "scored no objective" in run.data.tags["ckrun.error"]
+    assert run.data.tags["ckrun.trial_state"] == "FAIL"
+
+
 # --------------------------------------------------------------------------------------
 # The real thing: Keras pruning, a failing trial, registration, predict with the champion
 

@@ -131,9 +131,14 @@ def _train_trial(trial: Trial, worker: Worker) -> float | Sequence[float]:
         value = result.metrics.get(key)
         if value is not None and math.isfinite(float(value)):
             trial.set_user_attr(key, float(value))
-    if worker.options.pareto:
-        return tuple(float(result.metrics.get(k, float("nan"))) for k in PARETO_TARGETS)
-    return float(result.metrics["objective"])
+    keys = PARETO_TARGETS if worker.options.pareto else ("objective",)
+    values = tuple(float(result.metrics.get(k, float("nan"))) for k in keys)
+    missing = [k for k, v in zip(keys, values, strict=True) if not math.isfinite(v)]
+    if missing:  # Optuna would fail the trial anyway; its run must not stay FINISHED
+        error = f"the trial scored no {', '.join(missing)} (NaN or missing)"
+        tracking.fail_finished_run(result.run_id, f"ValueError: {error}")
+        raise ValueError(error)
+    return values if worker.options.pareto else values[0]
 
 
 def _failed_suggestion_run(trial: Trial, worker: Worker, exc: Exception) -> None:
