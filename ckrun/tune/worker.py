@@ -172,7 +172,7 @@ def after_trial(worker: Worker, study: Study, frozen: FrozenTrial) -> None:
     else:
         worker.failures_in_a_row = 0
     best = _best_value(study)
-    if frozen.values and len(frozen.values) == 1:
+    if frozen.state.name == "COMPLETE" and len(frozen.values) == 1:  # a pruned trial's value is an epoch's
         tracking.log_metrics({"trial_value": frozen.values[0]}, step=frozen.number)
     if best is not None:
         tracking.log_metrics({"best_value": best[1]}, step=frozen.number)
@@ -191,11 +191,12 @@ def _best_value(study: Study) -> tuple[int, float] | None:
 def progress_line(frozen: FrozenTrial, best: tuple[int, float] | None, elapsed: float, error: str | None = None) -> str:
     """``trial 3  COMPLETE  value 0.5120  best 0.5300 (trial 1)  12.3s  elapsed 45.6s``."""
     parts = [f"trial {frozen.number:>3}", f"{frozen.state.name:<8}"]
-    if frozen.values:
-        parts.append("value " + ", ".join(f"{v:.4f}" for v in frozen.values))
-    elif frozen.state.name == "PRUNED" and frozen.intermediate_values:
+    # Optuna gives a pruned trial its last epoch's val_objective as value; it is no final score.
+    if frozen.state.name == "PRUNED" and frozen.intermediate_values:
         step = max(frozen.intermediate_values)
         parts.append(f"at epoch {step} ({frozen.intermediate_values[step]:.4f})")
+    elif frozen.values:
+        parts.append("value " + ", ".join(f"{v:.4f}" for v in frozen.values))
     if best is not None:
         parts.append(f"best {best[1]:.4f} (trial {best[0]})")
     if frozen.duration is not None:
