@@ -39,7 +39,11 @@ def best_trials(study: Study, pareto: bool) -> tuple[FrozenTrial | None, list[Fr
     if not complete:
         return None, []
     if not pareto:
-        return study.best_trial, []
+        # Not study.best_trial: on PostgreSQL its ORDER BY value leaves ties in any order, so the
+        # best (hence the champion) could change between two finalisations of the same trials.
+        # Ties go to the earliest trial, whatever the storage.
+        sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+        return max(complete, key=lambda t: (sign * float(t.value), -t.number)), []  # type: ignore[arg-type]
     front = study.best_trials
     return max(front, key=lambda t: float(np.nanmean(t.values))), front
 
