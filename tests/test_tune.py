@@ -430,6 +430,21 @@ def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fa
         run_tune(tiny_cfg(), fake_data(), TuneOptions(**{**opts.__dict__, "objective": "mean"}))
 
 
+def test_pareto_importances_rank_the_params_that_raise_the_f1() -> None:
+    """Optuna 5's default evaluator reads a `target` as lower-is-better; ckrun's objectives are maximised."""
+    from ckrun.tune.plots import importance_target
+
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def f1(trial: optuna.Trial) -> tuple[float, float]:
+        x, y = trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+        return max(x - 0.8, 0.0) - max(0.2 - y, 0.0), 0.5  # x decides the high F1s, y the low ones
+
+    study.optimize(f1, n_trials=200)
+    importances = optuna.importance.get_param_importances(study, target=importance_target(0))
+    assert importances["x"] > importances["y"]
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_heartbeat_marks_a_crashed_workers_trial_failed_and_retries_it(
     mlflow_store: Path, fake_train: list[Any]
