@@ -430,6 +430,7 @@ def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fa
         run_tune(tiny_cfg(), fake_data(), TuneOptions(**{**opts.__dict__, "objective": "mean"}))
 
 
+@pytest.mark.filterwarnings("ignore:PedAnovaImportanceEvaluator computes")
 def test_pareto_importances_rank_the_params_that_raise_the_f1() -> None:
     """Optuna 5's default evaluator reads a `target` as lower-is-better; ckrun's objectives are maximised."""
     from ckrun.tune.plots import importance_target

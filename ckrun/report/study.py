@@ -9,6 +9,7 @@ is not Optuna's (the MLflow store), is reported, not opened (Optuna would create
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -43,7 +44,9 @@ def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, f
         from ckrun.tune.plots import importance_target
 
         target = importance_target(0) if multi else None
-        importances = optuna.importance.get_param_importances(study, target=target)
+        with warnings.catch_warnings():  # "computes the importances ... to achieve low `target` values": negated
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            importances = optuna.importance.get_param_importances(study, target=target)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, (
