@@ -63,10 +63,16 @@ def run_main(
     from ckrun.train import train
 
     if n_trials > 0:  # the study's options fail now, not after the baseline and the default run
-        from ckrun.tune import check_space, load_search_space, resolve_storage
+        from ckrun.tune import TuneOptions, check_resumable, check_space, load_search_space, resolve_storage
 
-        resolve_storage(storage)
-        check_space(load_search_space(search_space), cfg)
+        # The trials optimise the default run's objective: the champion is the higher of their
+        # logged `objective`s, which compare only when both are the same score.
+        options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
+                              storage=storage, experiment=experiment, register=False,
+                              objective=cfg.objective)  # fmt: skip
+        space = load_search_space(search_space)
+        check_space(space, cfg)
+        check_resumable(options, resolve_storage(storage), space, cfg)
     tracking.check_store(experiment)
     if report:  # a report folder it may not write into: said now, not after every stage has run
         from ckrun import outdir
@@ -94,14 +100,9 @@ def run_main(
             base.run_id, trained.run_id, trained.metrics, base.metrics, seconds=seconds, baseline_model=base.model
         )
         if n_trials > 0:
-            from ckrun.tune import TuneOptions, run_tune
+            from ckrun.tune import run_tune
 
             start = _stage(f"tune: {n_trials} Optuna trial{'s' * (n_trials != 1)} on the {search_space} space")
-            # The trials optimise the default run's objective: the champion is the higher of their
-            # logged `objective`s, which compare only when both are the same score.
-            options = TuneOptions(search_space=search_space, n_trials=n_trials, study_name=study_name,
-                                  storage=storage, experiment=experiment, register=False,
-                                  objective=cfg.objective)  # fmt: skip
             study = run_tune(cfg, prepared, options)
             result.study_summary = study.summary()
             if study.best_trial is not None and study.best_run_id:

@@ -145,3 +145,20 @@ def test_ckrun_runs_study_scores_its_trials_on_the_default_runs_objective(
     cfg = build_config({"preset": "tiny", "objective": "emotion"})
     run_main(cfg, None, experiment="champion", register_name=NAME, report=False)
     assert _champion()[0] == default.run_id
+
+
+def test_tied_trials_give_the_earliest_best_whatever_order_the_storage_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL orders tied values arbitrarily; the best trial (so the champion) must not flip."""
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7, 0.7, 0.6):
+        study.tell(study.ask(), value)
+    last_tied = study.trials[2]
+    monkeypatch.setattr(type(study._storage), "get_best_trial", lambda self, study_id: last_tied)
+    best, front = best_trials(study, pareto=False)
+    assert best is not None and best.number == 1 and front == []
+    low = optuna.create_study(direction="minimize")
+    for value in (0.5, 0.2, 0.2):
+        low.tell(low.ask(), value)
+    assert best_trials(low, pareto=False)[0].number == 1  # type: ignore[union-attr]

@@ -162,11 +162,13 @@ def test_sigkill_mid_trial_then_resume_leaves_nothing_running(mlflow_store: Path
         sys.executable, "-m", "ckrun.cli", "tune", "--data", str(tiny_ckplus), "--search-space", str(space),
         "--storage", storage, "--study-name", "k", "--max-trials", "1", "--pruner", "none", "--no-register",
         "--set", "preset=tiny", "--set", "min_au_count=3", "--set", "log_model=false",
-        "--set", "explain_images_per_class=0",
+        "--set", "explain_images_per_class=0", "--set", "epochs=1",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": mlflow_store, "env": env}
-    first = subprocess.Popen([*args, "--n-trials", "1", "--set", "epochs=300"], **pipes)
+    # Killed as soon as its trial's run exists, long before even one epoch ends; the resume must use
+    # the same base config (a study refuses another), so both train one epoch.
+    first = subprocess.Popen([*args, "--n-trials", "1"], **pipes)
     deadline = time.monotonic() + 300
     while True:
         assert first.poll() is None, first.communicate()[0][-3000:]
@@ -181,7 +183,7 @@ def test_sigkill_mid_trial_then_resume_leaves_nothing_running(mlflow_store: Path
     first.send_signal(signal.SIGKILL)
     first.wait()
 
-    second = subprocess.run([*args, "--n-trials", "3", "--set", "epochs=1"], **pipes, timeout=900, check=False)
+    second = subprocess.run([*args, "--n-trials", "3"], **pipes, timeout=900, check=False)
 
     assert second.returncode == 0, second.stdout[-4000:]
     assert f"worker {socket.gethostname()}:{first.pid} is gone" in second.stdout

@@ -111,6 +111,9 @@ def test_median_pruner_with_the_quick_spaces_settings_prunes_the_worse_trial_onl
     for trial in (trials[0], trials[1], trials[3]):
         assert tracking.get_run(trial.user_attrs[RUN_ID_ATTR]).info.status == "FINISHED"
         assert sorted(trial.intermediate_values) == list(range(1, trial.params["epochs"] + 1))
+    # the parent's trial_value curve holds final scores only: a pruned trial's value is an epoch's
+    (parent,) = tracking.search_runs("prune", filter_string="tags.`ckrun.kind` = 'study'")["run_id"]
+    assert tracking.metric_history(parent, "trial_value") == [(0, 0.6), (1, 0.4), (3, 0.9)]
 
 
 def test_hyperband_prunes_a_trial_below_the_rung_and_keeps_a_better_one(

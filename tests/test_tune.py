@@ -114,6 +114,15 @@ def test_missing_space_and_bounds_the_config_rejects(tmp_path: Path) -> None:
         ss.check_space(space, tiny_cfg())
 
 
+def test_a_float_param_on_an_integer_key_is_refused_before_any_trial(tmp_path: Path) -> None:
+    """Whole-number bounds suit `epochs`, but suggest_float would draw 2.37 and fail every trial."""
+    space = load_search_space(write_space(tmp_path, {"params": {"epochs": {"type": "float", "low": 2, "high": 3}}}))
+    with pytest.raises(ConfigError, match=r"params.epochs: type float draws values epochs does not take.*use type int"):
+        ss.check_space(space, tiny_cfg())
+    stepped = {"params": {"epochs": {"type": "float", "low": 2, "high": 4, "step": 1}}}
+    ss.check_space(load_search_space(write_space(tmp_path, stepped)), tiny_cfg())  # only whole numbers drawn
+
+
 def test_types_are_inferred_and_numeric_strings_accepted(tmp_path: Path) -> None:
     space = load_search_space(
         write_space(tmp_path, "params:\n  l2: {low: 1e-5, high: 1e-2, log: true}\n  epochs: {low: 2, high: 8}\n")
@@ -350,6 +359,64 @@ def test_study_runs_are_children_linked_both_ways_and_resume_respects_the_cap(
     assert third.ran == [] and len(study.get_trials()) == 5 and len(runs_of("study")) == 3
 
 
+def test_a_changed_space_or_base_config_never_joins_the_study(mlflow_store: Path, fake_train: list[Any]) -> None:
+    run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=1))
+    wider = {**TINY_SPACE, "params": {**TINY_SPACE["params"], "filters": {"choices": [4, 8, 16], "per_stage": True}}}
+    with pytest.raises(ConfigError, match=r"created with a different search space.*another --study-name"):
+        run_tune(
+            tiny_cfg(), fake_data(), options(mlflow_store, search_space=write_space(mlflow_store, wider, "w.yaml"))
+        )
+    with pytest.raises(ConfigError, match=r"different base config \(epochs: 2 -> 3\).*another --study-name"):
+        run_tune(tiny_cfg("epochs=3"), fake_data(), options(mlflow_store))
+    assert len(fake_train) == 1  # nothing trained into the study
+    opts = options(mlflow_store)  # `ckrun run` asks before its baseline and default run
+    with pytest.raises(ConfigError, match=r"epochs: 2 -> 3"):
+        tune.check_resumable(
+            opts, resolve_storage(opts.storage), load_search_space(opts.search_space), tiny_cfg("epochs=3")
+        )
+    # a comment, the description or the sampler/pruner settings, and execution settings, join it
+    steering = {**TINY_SPACE, "description": "reworded", "startup_trials": 3}
+    path = write_space(mlflow_store, "# a comment\n" + yaml.safe_dump(steering), "s.yaml")
+    again = run_tune(
+        tiny_cfg("cache=" + str(mlflow_store / "faces")),
+        fake_data(),
+        options(mlflow_store, search_space=path, n_trials=1),
+    )
+    assert again.ran == [1]
+
+
+def test_retrain_uses_the_best_config_and_epoch_and_a_resume_does_not_redo_it(
+    mlflow_store: Path, fake_train: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from ckrun.tune.champion import register_best
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, model_input: list[str]) -> list[str]:
+            return model_input
+
+    result = run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=2))
+    best = result.best_trial
+    retrains: list[tuple[Any, Any]] = []
+
+    def retrain(cfg: Any, data: Any, *, run_name: str, kind: str, tags: dict, **_: Any) -> Any:
+        with tracking.start_run(kind=kind, run_name=run_name, tags=tags) as run:
+            mlflow.pyfunc.log_model(name=tracking.MODEL_NAME, python_model=Echo(), pip_requirements=[])
+        retrains.append((cfg, data))
+        return SimpleNamespace(run_id=run.run_id, metrics={}, model_uri=None)
+
+    monkeypatch.setattr("ckrun.train.train", retrain)
+    opts = options(mlflow_store, retrain=True, register=True, register_name="ckplus-test")
+    uri, version = register_best(best, result.best_run_id, fake_data(), opts)
+    assert uri == "models:/ckplus-test@champion" and version == "1" and len(retrains) == 1
+    cfg, data = retrains[0]
+    assert cfg.l2 == pytest.approx(best.params["l2"]) and cfg.epochs == 1 and cfg.early_stopping == 0  # best_epoch 1
+    assert (data.manifest["split"] == "train").sum() == 4  # train + val
+    # the same best trial again (a resume, --finalize): no second retrain, the alias stays
+    assert register_best(best, result.best_run_id, fake_data(), opts) == (uri, "1") and len(retrains) == 1
+
+
 def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fake_train: list[Any]) -> None:
     opts = options(mlflow_store, objective="pareto", n_trials=6, storage=f"journal://{mlflow_store}/study.log")
     result = run_tune(tiny_cfg(), fake_data(), opts)
@@ -361,6 +428,22 @@ def test_pareto_study_on_a_journal_file_reports_the_front(mlflow_store: Path, fa
     assert {a.path for a in MlflowClient().list_artifacts(result.parent_run_id)} >= {"pareto_front.csv"}
     with pytest.raises(ConfigError, match="optimises --objective pareto"):
         run_tune(tiny_cfg(), fake_data(), TuneOptions(**{**opts.__dict__, "objective": "mean"}))
+
+
+@pytest.mark.filterwarnings("ignore:PedAnovaImportanceEvaluator computes")
+def test_pareto_importances_rank_the_params_that_raise_the_f1() -> None:
+    """Optuna 5's default evaluator reads a `target` as lower-is-better; ckrun's objectives are maximised."""
+    from ckrun.tune.plots import importance_target
+
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def f1(trial: optuna.Trial) -> tuple[float, float]:
+        x, y = trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+        return max(x - 0.8, 0.0) - max(0.2 - y, 0.0), 0.5  # x decides the high F1s, y the low ones
+
+    study.optimize(f1, n_trials=200)
+    importances = optuna.importance.get_param_importances(study, target=importance_target(0))
+    assert importances["x"] > importances["y"]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -404,6 +487,24 @@ def test_worker_stops_after_repeated_failures(mlflow_store: Path, monkeypatch: p
     assert len(failed) == 3 and set(failed["status"]) == {"FAILED"}
     assert set(failed["tags.ckrun.trial_state"]) == {"FAIL"}
     assert runs_of("study")["status"].tolist() == ["FAILED"]
+
+
+def test_a_trial_that_trains_but_scores_nan_fails_in_optuna_and_in_mlflow(
+    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unscored(cfg: Any, data: Any, *, run_name: str, kind: str, tags: dict, on_run_start: Any, **_: Any) -> Any:
+        with tracking.start_run(kind=kind, run_name=run_name, tags=tags) as run:
+            on_run_start(run.run_id)
+        return SimpleNamespace(run_id=run.run_id, metrics={"val_emotion_f1": 0.5, "objective": float("nan")})
+
+    monkeypatch.setattr("ckrun.train.train", unscored)
+    run_tune(tiny_cfg(), fake_data(), options(mlflow_store, n_trials=1))
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{mlflow_store}/optuna.db")
+    (trial,) = study.get_trials()
+    assert trial.state.name == "FAIL" and "scored no objective" in trial.user_attrs[tune.ERROR_ATTR]
+    run = tracking.get_run(trial.user_attrs[tune.RUN_ID_ATTR])
+    assert run.info.status == "FAILED" and "scored no objective" in run.data.tags["ckrun.error"]
+    assert run.data.tags["ckrun.trial_state"] == "FAIL"
 
 
 # --------------------------------------------------------------------------------------

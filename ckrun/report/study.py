@@ -1,4 +1,4 @@
-"""Optuna's view of a study: which hyperparameters mattered (fANOVA importances).
+"""Optuna's view of a study: which hyperparameters mattered (Optuna's default importance evaluator).
 
 The storage is found as `ckrun tune` found it (``--storage``, else ``$CKRUN_STORAGE``, else
 ``optuna.db`` beside mlflow.db), so the report reads the study the trials were written to,
@@ -9,6 +9,7 @@ is not Optuna's (the MLflow store), is reported, not opened (Optuna would create
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -40,8 +41,12 @@ def param_importances(study_name: str, storage: str | None) -> tuple[dict[str, f
             f"{len(complete)}): run more trials for an importance plot."
         )
     try:
-        target = (lambda t: t.values[0]) if multi else None
-        importances = optuna.importance.get_param_importances(study, target=target)
+        from ckrun.tune.plots import importance_target
+
+        target = importance_target(0) if multi else None
+        with warnings.catch_warnings():  # "computes the importances ... to achieve low `target` values": negated
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            importances = optuna.importance.get_param_importances(study, target=target)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, (

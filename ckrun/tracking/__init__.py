@@ -34,13 +34,14 @@ from ckrun.tracking.queries import (
     download_artifact,
     end_stale_run,
     experiment_id_by_name,
+    fail_finished_run,
     get_run,
     metric_history,
     read_artifact_text,
     running_child_runs,
     search_runs,
 )
-from ckrun.tracking.registry import alias_run_id, alias_version, register_model, tag_model_version
+from ckrun.tracking.registry import alias_run_id, alias_tags, alias_version, register_model, tag_model_version
 from ckrun.tracking.runs import (
     KIND_TAG,
     KINDS,
@@ -82,6 +83,7 @@ __all__ = [
     "RunHandle",
     "active_run_id",
     "alias_run_id",
+    "alias_tags",
     "alias_version",
     "check_store",
     "child_runs",
@@ -91,6 +93,7 @@ __all__ = [
     "end_stale_run",
     "experiment_id",
     "experiment_id_by_name",
+    "fail_finished_run",
     "final_metric_step",
     "get_run",
     "load_predictor",

@@ -126,3 +126,15 @@ def end_stale_run(run_id: str, reason: str) -> bool:
     client.set_tag(run_id, "ckrun.end_reason", reason[:5000])
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     return True
+
+
+def fail_finished_run(run_id: str, error: str) -> None:
+    """Mark a run that ended FINISHED as FAILED, with `error` as ``ckrun.error``.
+
+    A trial's training can finish cleanly and still give Optuna nothing to record (a NaN
+    objective): Optuna fails the trial, and its run must say FAILED too, not FINISHED.
+    """
+    configure()
+    client = MlflowClient()
+    client.set_tag(run_id, "ckrun.error", error[:5000])
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))

@@ -38,6 +38,12 @@ def alias_run_id(name: str, alias: str = "champion") -> str | None:
     return version.run_id if version is not None else None
 
 
+def alias_tags(name: str, alias: str = "champion") -> dict[str, str]:
+    """The tags of the version `name@alias` points at ({} when there is no such alias)."""
+    version = _alias_version(name, alias)
+    return dict(version.tags or {}) if version is not None else {}
+
+
 def alias_version(name: str, alias: str = "champion") -> str | None:
     version = _alias_version(name, alias)
     return str(version.version) if version is not None else None

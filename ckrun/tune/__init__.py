@@ -40,6 +40,7 @@ from ckrun.tune.run import run_tune
 from ckrun.tune.sampling import make_sampler
 from ckrun.tune.space import SearchSpace, check_space, load_search_space, suggest_config
 from ckrun.tune.storage import StorageSpec, open_storage, resolve_storage
+from ckrun.tune.study import check_resumable
 
 __all__ = [
     "ERROR_ATTR",
@@ -52,6 +53,7 @@ __all__ = [
     "StudyResult",
     "TuneOptions",
     "cap_reached",
+    "check_resumable",
     "check_space",
     "counted_trials",
     "load_search_space",

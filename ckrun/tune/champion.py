@@ -39,7 +39,11 @@ def best_trials(study: Study, pareto: bool) -> tuple[FrozenTrial | None, list[Fr
     if not complete:
         return None, []
     if not pareto:
-        return study.best_trial, []
+        # Not study.best_trial: on PostgreSQL its ORDER BY value leaves ties in any order, so the
+        # best (hence the champion) could change between two finalisations of the same trials.
+        # Ties go to the earliest trial, whatever the storage.
+        sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+        return max(complete, key=lambda t: (sign * float(t.value), -t.number)), []  # type: ignore[arg-type]
     front = study.best_trials
     return max(front, key=lambda t: float(np.nanmean(t.values))), front
 
@@ -110,6 +114,18 @@ def retrain_best(best: FrozenTrial, run_id: str, data: PreparedData, options: Tu
     return tracking.run_model_uri(result.run_id) if result.run_id else None
 
 
+def _already_champion(run_id: str, options: TuneOptions) -> bool:
+    """The alias already points at this trial's model (or, with --retrain, at a retrain of it).
+
+    A resumed study whose best trial did not change must not move the alias: with --retrain it
+    would also retrain again and register a new version of the same trial.
+    """
+    if not options.retrain:
+        return tracking.alias_run_id(options.register_name) == run_id
+    tags = tracking.alias_tags(options.register_name)
+    return tags.get("ckrun.trial_run_id") == run_id and tags.get("ckrun.retrained") == "True"
+
+
 def register_best(
     best: FrozenTrial, run_id: str, data: PreparedData, options: TuneOptions
 ) -> tuple[str | None, str | None]:
@@ -119,9 +135,10 @@ def register_best(
         warn(f"trial {best.number}'s run logged no model (log_model=false?): nothing to register")
         return None, None
     alias_uri = f"models:/{options.register_name}@champion"
-    if not options.retrain and tracking.alias_run_id(options.register_name) == run_id:
+    if _already_champion(run_id, options):
         version = tracking.alias_version(options.register_name)
-        echo(f"{alias_uri} already is trial {best.number} (version {version})")
+        what = "the train+val retrain of trial" if options.retrain else "trial"
+        echo(f"{alias_uri} already is {what} {best.number} (version {version})")
         return alias_uri, version
     source = retrain_best(best, run_id, data, options) if options.retrain else logged
     if source is None:

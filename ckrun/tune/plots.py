@@ -29,6 +29,20 @@ def _value(index: int, trial: FrozenTrial) -> float:
     return trial.values[index]
 
 
+def _negated(index: int, trial: FrozenTrial) -> float:
+    return -trial.values[index]
+
+
+def importance_target(index: int) -> Callable[[FrozenTrial], float]:
+    """The target for Optuna's importances of one objective of a (maximised) pareto study.
+
+    Optuna's default evaluator (PED-ANOVA since Optuna 5) takes a `target` as lower-is-better,
+    whatever the study's directions: given the F1 itself it ranks the params that make F1 *low*.
+    The negated F1 ranks those that make it high; fANOVA's variance split is the same either way.
+    """
+    return partial(_negated, index)
+
+
 def log_study_plots(study: Study, pareto: bool) -> list[str]:
     """Optuna's history, importance, parallel-coordinate and slice plots (matplotlib) as artifacts."""
     import matplotlib
@@ -43,7 +57,8 @@ def log_study_plots(study: Study, pareto: bool) -> list[str]:
         suffix = f"_{name}" if name else ""
         kw: dict[str, Any] = {"target": partial(_value, index), "target_name": name} if index is not None else {}
         plots[f"optimization_history{suffix}"] = partial(vis.plot_optimization_history, study, **kw)
-        plots[f"param_importances{suffix}"] = partial(vis.plot_param_importances, study, **kw)
+        ranked = {**kw, "target": importance_target(index)} if index is not None else kw
+        plots[f"param_importances{suffix}"] = partial(vis.plot_param_importances, study, **ranked)
         plots[f"parallel_coordinate{suffix}"] = partial(vis.plot_parallel_coordinate, study, **kw)
         plots[f"slice{suffix}"] = partial(vis.plot_slice, study, **kw)
     if pareto:

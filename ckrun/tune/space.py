@@ -25,6 +25,7 @@ Format::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -252,14 +253,28 @@ def check_space(space: SearchSpace, base: TrainConfig) -> None:
     for name, spec in space.params.items():
         values = spec.choices if isinstance(spec, CategoricalParam) else [spec.low, spec.high]
         for value in values:
-            probe = (value,) * stages if spec.per_stage else value
-            try:
-                base.updated(**{**_stage_defaults(base, stages), name: probe})
-            except ConfigError as exc:
-                reason = str(exc).removeprefix("invalid config: ")
+            reason = _refused(base, stages, name, (value,) * stages if spec.per_stage else value)
+            if reason:
+                raise ConfigError(f"search space {space.source}: params.{name}: {value!r} is not usable: {reason}")
+        if isinstance(spec, FloatParam):
+            # Whole-number bounds pass an int key, but suggest_float draws fractions between them, so
+            # every trial would fail on its own config: probe one value inside the range as well.
+            inside = spec.low + spec.step if spec.step is not None else math.nextafter(spec.low, spec.high)
+            reason = _refused(base, stages, name, (inside,) * stages if spec.per_stage else inside)
+            if reason:
                 raise ConfigError(
-                    f"search space {space.source}: params.{name}: {value!r} is not usable: {reason}"
-                ) from None
+                    f"search space {space.source}: params.{name}: type float draws values {name} does not "
+                    f"take ({reason}): use type int (or choices)"
+                )
+
+
+def _refused(base: TrainConfig, stages: int, name: str, value: Any) -> str | None:
+    """Why the base config refuses `name=value`, or None when it takes it."""
+    try:
+        base.updated(**{**_stage_defaults(base, stages), name: value})
+    except ConfigError as exc:
+        return str(exc).removeprefix("invalid config: ")
+    return None
 
 
 # --------------------------------------------------------------------------------------

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import optuna
 import pandas as pd
 import yaml
 
-from ckrun.console import warn
 from ckrun.errors import ConfigError
 from ckrun.tune.attrs import PARETO_TARGETS, RUN_ID_ATTR, SKIPPED_ATTR
 from ckrun.tune.cap import superseded
 from ckrun.tune.sampling import make_pruner, make_sampler
+from ckrun.tune.space import SearchSpace
 from ckrun.tune.storage import StorageSpec, open_storage
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from ckrun.config import TrainConfig
     from ckrun.tune.options import TuneOptions
-    from ckrun.tune.space import SearchSpace
 
 
 @contextlib.contextmanager
@@ -63,24 +62,93 @@ def open_study(options: TuneOptions, spec: StorageSpec, space: SearchSpace, base
     return study
 
 
+def check_resumable(options: TuneOptions, spec: StorageSpec, space: SearchSpace, base_cfg: TrainConfig) -> None:
+    """Refuse now, not after hours of other work, to resume a study created with other settings."""
+    storage = open_storage(spec, heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period)
+    try:
+        study = optuna.load_study(study_name=options.study_name, storage=storage)
+    except KeyError:
+        return  # created when the study starts
+    if "ckrun.objective" in study.user_attrs:
+        _check_study_matches(study, options, space, base_cfg)
+
+
 def _check_study_matches(study: Study, options: TuneOptions, space: SearchSpace, base_cfg: TrainConfig) -> None:
-    """A resumed study must keep its objective; a changed space or base config is warned about."""
+    """A resumed study must keep its objective, the space its trials are drawn from, and its base config.
+
+    Trials drawn from another space or trained on another base config score on another scale:
+    mixed into one study, the sampler would model them together and the best trial, hence the
+    champion, could come from either. A changed description, ``startup_trials`` or
+    ``warmup_epochs`` only steers the sampler and pruner, so it is accepted.
+    """
     attrs = study.user_attrs
-    base_yaml = _base_yaml(base_cfg, space)
     if "ckrun.objective" not in attrs:  # the objective goes last: a worker that sees it sees the rest
         study.set_user_attr("ckrun.search_space", space.text)
-        study.set_user_attr("ckrun.base_config", base_yaml)
+        study.set_user_attr("ckrun.base_config", _base_yaml(base_cfg, space))
         study.set_user_attr("ckrun.objective", options.objective)
         return
+    again = "resume it with the settings it was created with, or pick another --study-name"
     if attrs["ckrun.objective"] != options.objective:
         raise ConfigError(
             f"study {options.study_name!r} optimises --objective {attrs['ckrun.objective']}, not {options.objective}; "
             "pick another --study-name"
         )
-    if attrs.get("ckrun.search_space") != space.text:
-        warn(f"study {options.study_name!r} was created with a different search space; trials may not line up")
-    if attrs.get("ckrun.base_config") != base_yaml:
-        warn(f"study {options.study_name!r} was created with a different base config (--config/--set)")
+    stored_space = _drawn_from(attrs.get("ckrun.search_space"))
+    if stored_space is not None and stored_space != space.model_dump(include={"params", "stages"}):
+        raise ConfigError(
+            f"study {options.study_name!r} was created with a different search space (params or stages): {again}"
+        )
+    changed = _changed_keys(attrs.get("ckrun.base_config"), base_cfg, space)
+    if changed:
+        raise ConfigError(
+            f"study {options.study_name!r} was created with a different base config ({'; '.join(changed[:3])}): {again}"
+        )
+
+
+# Settings that change how a trial runs or what it reports, never its validation objective: workers
+# on several machines may differ in them (a cache folder of their own).
+_NOT_COMPARED = (
+    "cache",
+    "strategy",
+    "log_model",
+    "deterministic",
+    "explain_images_per_class",
+    "bootstrap_samples",
+    "confidence_level",
+    "calibration_bins",
+    "overfit_gap",
+    "underfit_score",
+)
+
+
+def _drawn_from(text: str | None) -> dict[str, Any] | None:
+    """The part of a space file that decides what trials are drawn (None when unreadable)."""
+    try:
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return SearchSpace.model_validate(data).model_dump(include={"params", "stages"})
+    except ValueError:
+        return None
+
+
+def _changed_keys(stored: str | None, base_cfg: TrainConfig, space: SearchSpace) -> list[str]:
+    """``key: old -> new`` for each compared base-config key the study was created with otherwise.
+
+    Keys only one side has (a study from a ckrun with fewer config keys) are not compared.
+    """
+    try:
+        before = yaml.safe_load(stored) if stored else None
+    except yaml.YAMLError:
+        return []
+    if not isinstance(before, dict):
+        return []
+    now = yaml.safe_load(_base_yaml(base_cfg, space))
+    keys = sorted(k for k in before.keys() & now.keys() if k not in _NOT_COMPARED and before[k] != now[k])
+    return [f"{k}: {before[k]!r} -> {now[k]!r}" for k in keys]
 
 
 def _base_yaml(base_cfg: TrainConfig, space: SearchSpace) -> str:

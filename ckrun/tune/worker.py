@@ -131,9 +131,14 @@ def _train_trial(trial: Trial, worker: Worker) -> float | Sequence[float]:
         value = result.metrics.get(key)
         if value is not None and math.isfinite(float(value)):
             trial.set_user_attr(key, float(value))
-    if worker.options.pareto:
-        return tuple(float(result.metrics.get(k, float("nan"))) for k in PARETO_TARGETS)
-    return float(result.metrics["objective"])
+    keys = PARETO_TARGETS if worker.options.pareto else ("objective",)
+    values = tuple(float(result.metrics.get(k, float("nan"))) for k in keys)
+    missing = [k for k, v in zip(keys, values, strict=True) if not math.isfinite(v)]
+    if missing:  # Optuna would fail the trial anyway; its run must not stay FINISHED
+        error = f"the trial scored no {', '.join(missing)} (NaN or missing)"
+        tracking.fail_finished_run(result.run_id, f"ValueError: {error}")
+        raise ValueError(error)
+    return values if worker.options.pareto else values[0]
 
 
 def _failed_suggestion_run(trial: Trial, worker: Worker, exc: Exception) -> None:
@@ -167,7 +172,7 @@ def after_trial(worker: Worker, study: Study, frozen: FrozenTrial) -> None:
     else:
         worker.failures_in_a_row = 0
     best = _best_value(study)
-    if frozen.values and len(frozen.values) == 1:
+    if frozen.state.name == "COMPLETE" and len(frozen.values) == 1:  # a pruned trial's value is an epoch's
         tracking.log_metrics({"trial_value": frozen.values[0]}, step=frozen.number)
     if best is not None:
         tracking.log_metrics({"best_value": best[1]}, step=frozen.number)
@@ -186,11 +191,12 @@ def _best_value(study: Study) -> tuple[int, float] | None:
 def progress_line(frozen: FrozenTrial, best: tuple[int, float] | None, elapsed: float, error: str | None = None) -> str:
     """``trial 3  COMPLETE  value 0.5120  best 0.5300 (trial 1)  12.3s  elapsed 45.6s``."""
     parts = [f"trial {frozen.number:>3}", f"{frozen.state.name:<8}"]
-    if frozen.values:
-        parts.append("value " + ", ".join(f"{v:.4f}" for v in frozen.values))
-    elif frozen.state.name == "PRUNED" and frozen.intermediate_values:
+    # Optuna gives a pruned trial its last epoch's val_objective as value; it is no final score.
+    if frozen.state.name == "PRUNED" and frozen.intermediate_values:
         step = max(frozen.intermediate_values)
         parts.append(f"at epoch {step} ({frozen.intermediate_values[step]:.4f})")
+    elif frozen.values:
+        parts.append("value " + ", ".join(f"{v:.4f}" for v in frozen.values))
     if best is not None:
         parts.append(f"best {best[1]:.4f} (trial {best[0]})")
     if frozen.duration is not None:
