@@ -8,6 +8,7 @@ pruning through Keras, a failing trial, registration and prediction with the cha
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from ckrun import names, tracking, tune
 from ckrun.config import load_config
+from ckrun.data.loader import manifest_digest
 from ckrun.errors import CkrunError, ConfigError
 from ckrun.tune import TuneOptions, counted_trials, over_cap, resolve_storage, run_tune
 from ckrun.tune import space as ss
@@ -368,6 +370,11 @@ def test_a_changed_space_or_base_config_never_joins_the_study(mlflow_store: Path
         )
     with pytest.raises(ConfigError, match=r"different base config \(epochs: 2 -> 3\).*another --study-name"):
         run_tune(tiny_cfg("epochs=3"), fake_data(), options(mlflow_store))
+    other = fake_data()
+    other.manifest.loc[0, "emotion"] = "sadness"  # one label changed: other data
+    other = dataclasses.replace(other, digest=manifest_digest(other.manifest))
+    with pytest.raises(ConfigError, match=r"created on other data \(digest .*another --study-name"):
+        run_tune(tiny_cfg(), other, options(mlflow_store))
     assert len(fake_train) == 1  # nothing trained into the study
     opts = options(mlflow_store)  # `ckrun run` asks before its baseline and default run
     with pytest.raises(ConfigError, match=r"epochs: 2 -> 3"):

@@ -104,8 +104,9 @@ def run_tune(cfg: TrainConfig, data: PreparedData | Path | str | None, options: 
             return _finalize_only(cfg, data, options, spec)
         space = load_search_space(options.search_space)
         check_space(space, cfg)
-        study = open_study(options, spec, space, cfg)
-        return _run_study(study, cfg, _prepare(data, cfg), options, spec, space)
+        prepared = _prepare(data, cfg)
+        study = open_study(options, spec, space, cfg, prepared.digest)
+        return _run_study(study, cfg, prepared, options, spec, space)
 
 
 def _run_study(

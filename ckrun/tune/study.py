@@ -40,7 +40,9 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def open_study(options: TuneOptions, spec: StorageSpec, space: SearchSpace, base_cfg: TrainConfig) -> Study:
+def open_study(
+    options: TuneOptions, spec: StorageSpec, space: SearchSpace, base_cfg: TrainConfig, data_digest: str | None = None
+) -> Study:
     """Create the study, or load it (resume / join other workers) when it exists."""
     storage = open_storage(
         spec,
@@ -58,7 +60,7 @@ def open_study(options: TuneOptions, spec: StorageSpec, space: SearchSpace, base
         directions=directions,
         load_if_exists=True,
     )
-    _check_study_matches(study, options, space, base_cfg)
+    _check_study_matches(study, options, space, base_cfg, data_digest)
     return study
 
 
@@ -73,8 +75,10 @@ def check_resumable(options: TuneOptions, spec: StorageSpec, space: SearchSpace,
         _check_study_matches(study, options, space, base_cfg)
 
 
-def _check_study_matches(study: Study, options: TuneOptions, space: SearchSpace, base_cfg: TrainConfig) -> None:
-    """A resumed study must keep its objective, the space its trials are drawn from, and its base config.
+def _check_study_matches(
+    study: Study, options: TuneOptions, space: SearchSpace, base_cfg: TrainConfig, data_digest: str | None = None
+) -> None:
+    """A resumed study must keep its objective, the space its trials are drawn from, its base config and data.
 
     Trials drawn from another space or trained on another base config score on another scale:
     mixed into one study, the sampler would model them together and the best trial, hence the
@@ -85,6 +89,8 @@ def _check_study_matches(study: Study, options: TuneOptions, space: SearchSpace,
     if "ckrun.objective" not in attrs:  # the objective goes last: a worker that sees it sees the rest
         study.set_user_attr("ckrun.search_space", space.text)
         study.set_user_attr("ckrun.base_config", _base_yaml(base_cfg, space))
+        if data_digest:
+            study.set_user_attr("ckrun.data_digest", data_digest)
         study.set_user_attr("ckrun.objective", options.objective)
         return
     again = "resume it with the settings it was created with, or pick another --study-name"
@@ -92,6 +98,14 @@ def _check_study_matches(study: Study, options: TuneOptions, space: SearchSpace,
         raise ConfigError(
             f"study {options.study_name!r} optimises --objective {attrs['ckrun.objective']}, not {options.objective}; "
             "pick another --study-name"
+        )
+    stored_data = attrs.get("ckrun.data_digest")
+    if data_digest and stored_data and stored_data != data_digest:
+        # Other images or another split: the trials' val objectives would not compare. The digest
+        # hashes paths relative to the data's folder, so workers may keep the data anywhere.
+        raise ConfigError(
+            f"study {options.study_name!r} was created on other data (digest {stored_data}, this data "
+            f"{data_digest}): {again}"
         )
     stored_space = _drawn_from(attrs.get("ckrun.search_space"))
     if stored_space is not None and stored_space != space.model_dump(include={"params", "stages"}):
