@@ -419,6 +419,7 @@ def test_retrain_uses_the_best_config_and_epoch_and_a_resume_does_not_redo_it(
     assert uri == "models:/ckplus-test@champion" and version == "1" and len(retrains) == 1
     cfg, data = retrains[0]
     assert cfg.l2 == pytest.approx(best.params["l2"]) and cfg.epochs == 1 and cfg.early_stopping == 0  # best_epoch 1
+    assert cfg.selection == "last"  # val is in its training data, so it picks no epoch
     assert (data.manifest["split"] == "train").sum() == 4  # train + val
     # the same best trial again (a resume, --finalize): no second retrain, the alias stays
     assert register_best(best, result.best_run_id, fake_data(), opts) == (uri, "1") and len(retrains) == 1

@@ -96,7 +96,9 @@ def retrain_best(best: FrozenTrial, run_id: str, data: PreparedData, options: Tu
     trial_run = tracking.get_run(run_id)
     cfg = _best_config(run_id)
     epochs = int(trial_run.data.metrics.get("best_epoch", cfg.epochs))
-    cfg = cfg.updated(epochs=max(1, epochs), early_stopping=0, log_model=True)
+    # Val is trained on now, so it cannot pick an epoch: the trial's kept epoch count is the
+    # choice, and the retrain keeps the weights it ends with (averaged ones, under EMA/SWA).
+    cfg = cfg.updated(epochs=max(1, epochs), early_stopping=0, selection="last", log_model=True)
     echo(f"retraining trial {best.number}'s config on train+val for {cfg.epochs} epochs")
     result = train(
         cfg,
