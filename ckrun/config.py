@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -303,6 +303,9 @@ class TrainConfig(BaseModel):
     def _apply_preset(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
+        for key, value in data.items():  # pydantic takes true for 1: `--set epochs=true` trained one epoch
+            if isinstance(value, bool) and key in cls.model_fields and _numeric(cls.model_fields[key].annotation):
+                raise ValueError(f"{key}: expected a number, received {value!r}")
         preset = data.get("preset", "default")
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})")
@@ -400,7 +403,7 @@ class TrainConfig(BaseModel):
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(_plain(self.model_dump()), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def updated(self, **changes: Any) -> TrainConfig:
         """A validated copy with `changes` applied (presets re-applied only if `preset` changes)."""
@@ -424,12 +427,8 @@ class TrainConfig(BaseModel):
         return build_config(data)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+def _numeric(annotation: Any) -> bool:
+    return annotation in (int, float) or bool({int, float} & set(get_args(annotation)))
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "invalid config") -> str:

@@ -397,3 +397,16 @@ def test_a_pool_grid_finer_than_the_feature_map_is_rejected_naming_both() -> Non
     small = load_config(None, ["image_size=32"])
     assert (small.pooling, small.pool_grid, small.pool_cells) == ("grid_au", None, 2)
     assert small.updated(epochs=2).pool_cells == 2
+
+
+@pytest.mark.parametrize("override", ["epochs=true", "l2=false", "fusion_weight=true", "pool_grid=false"])
+def test_a_boolean_is_not_taken_for_a_number(override: str) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key}: expected a number, received (True|False)"):
+        load_config(overrides=[override])
+
+
+def test_booleans_still_set_boolean_keys_and_the_yaml_round_trips() -> None:
+    cfg = load_config(overrides=["augment=false", "calibrate=true", "aus=[1,2,4]"])
+    assert cfg.augment is False and cfg.calibrate is True
+    assert build_config(yaml.safe_load(cfg.to_yaml())) == cfg
