@@ -8,6 +8,7 @@ probabilities. Missing labels use the pipeline's in-band masks (all-zero emotion
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -265,7 +266,8 @@ RULE_TEXT = (
     "2. overfitting if the train-val gap (`fit_gap` = train score - val score) exceeds "
     "`overfit_gap`, or if validation loss ended at least 25% above its minimum while training "
     "loss kept falling (the seed's Run 3: train 0.875 vs val 0.79).\n"
-    "3. balanced otherwise (the seed's Runs 1 and 4)."
+    "3. balanced otherwise (the seed's Runs 1 and 4).\n"
+    "Undetermined when either score is undefined (a split with no label to score)."
 )
 
 
@@ -297,7 +299,10 @@ def diagnose_fit(
     loss_rise = _loss_rise(history)
     if loss_rise is not None:
         numbers["val_loss_rise"] = loss_rise
-    if train_score < underfit_score:
+    if not (math.isfinite(train_score) and math.isfinite(val_score)):
+        verdict = "undetermined"  # NaN fails every comparison below: it read as "balanced"
+        reasons.append(f"no score to compare (clean-train {train_score:.3f}, val {val_score:.3f}): no labels to score")
+    elif train_score < underfit_score:
         verdict = "underfitting"
         reasons.append(f"clean-train score {train_score:.3f} < underfit_score {underfit_score:.2f}")
     elif gap > overfit_gap:

@@ -284,6 +284,13 @@ def test_overfitting_by_gap() -> None:
     )
 
 
+def test_an_undefined_score_is_undetermined_not_balanced() -> None:
+    nan = float("nan")
+    diagnosis = diagnose_fit(_metrics("train", 0.9, 0.88), _metrics("val", nan, nan))  # val without labels
+    assert diagnosis.verdict == "undetermined" and "no labels to score" in diagnosis.reasons[0]
+    assert diagnose_fit(_metrics("train", nan, nan), _metrics("val", 0.8, 0.8)).verdict == "undetermined"
+
+
 def test_overfitting_by_rising_validation_loss() -> None:
     history = {"train_loss": [1.2, 0.9, 0.7, 0.5, 0.4], "val_loss": [1.1, 0.8, 0.7, 0.9, 1.0]}
     diagnosis = diagnose_fit(_metrics("train", 0.9, 0.88), _metrics("val", 0.87, 0.86), history)
