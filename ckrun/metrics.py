@@ -324,7 +324,13 @@ def _loss_rise(history: Mapping[str, Sequence[float]] | None) -> float | None:
     if not history or len(history.get("val_loss", [])) < 4 or len(history.get("train_loss", [])) < 4:
         return None
     val, train = np.asarray(history["val_loss"], float), np.asarray(history["train_loss"], float)
-    best = int(np.argmin(val))
+    n = min(len(val), len(train))
+    defined = np.flatnonzero(np.isfinite(val[:n]) & np.isfinite(train[:n]))
+    if len(defined) < 4:
+        return None
+    # A diverged fit ends in NaN losses (np.argmin takes a NaN for the minimum): judge the epochs before.
+    val, train = val[: defined[-1] + 1], train[: defined[-1] + 1]
+    best = int(np.nanargmin(val))
     if best == len(val) - 1 or train[-1] >= train[best]:
         return 0.0
     return float((val[-1] - val[best]) / max(abs(val[best]), 1e-8))

@@ -291,6 +291,15 @@ def test_an_undefined_score_is_undetermined_not_balanced() -> None:
     assert diagnose_fit(_metrics("train", nan, nan), _metrics("val", 0.8, 0.8)).verdict == "undetermined"
 
 
+def test_a_fit_that_diverges_is_judged_on_the_epochs_before_its_losses_turn_nan() -> None:
+    nan = float("nan")
+    rising = {"train_loss": [1.2, 0.9, 0.7, 0.5, 0.4, nan], "val_loss": [1.1, 0.8, 0.7, 0.9, 1.0, nan]}
+    diagnosis = diagnose_fit(_metrics("train", 0.9, 0.88), _metrics("val", 0.87, 0.86), rising)
+    assert diagnosis.verdict == "overfitting" and diagnosis.numbers["val_loss_rise"] == pytest.approx(0.3 / 0.7)
+    falling = {"train_loss": [1.2, 0.9, 0.7, 0.5, nan], "val_loss": [1.1, 0.8, 0.7, 0.6, nan]}
+    assert diagnose_fit(_metrics("train", 0.9, 0.88), _metrics("val", 0.87, 0.86), falling).verdict == "balanced"
+
+
 def test_overfitting_by_rising_validation_loss() -> None:
     history = {"train_loss": [1.2, 0.9, 0.7, 0.5, 0.4], "val_loss": [1.1, 0.8, 0.7, 0.9, 1.0]}
     diagnosis = diagnose_fit(_metrics("train", 0.9, 0.88), _metrics("val", 0.87, 0.86), history)
