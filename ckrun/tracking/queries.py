@@ -19,7 +19,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from ckrun.errors import CkrunError
-from ckrun.tracking.store import DEFAULT_EXPERIMENT, configure
+from ckrun.tracking.store import DEFAULT_EXPERIMENT, configure, refuse_deleted
 
 
 def get_run(run_id: str) -> Any:
@@ -31,8 +31,8 @@ def search_runs(experiment: str | None = None, filter_string: str = "", max_resu
     """Runs of an experiment as a DataFrame (``params.*``, ``metrics.*``, ``tags.*`` columns)."""
     configure()
     exp = MlflowClient().get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
-    if exp is not None and exp.lifecycle_stage == "deleted":  # its runs are hidden: a report of nothing
-        raise CkrunError(f"experiment {exp.name!r} is deleted; restore it in the MLflow UI or pick another name")
+    if exp is not None:
+        refuse_deleted(exp)
     if exp is None:
         if experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
             ids = [os.environ["MLFLOW_EXPERIMENT_ID"]]

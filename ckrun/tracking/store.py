@@ -99,9 +99,8 @@ def _artifact_location(client: MlflowClient, uri: str, experiment: str | None) -
             found = client.get_experiment_by_name(name)
     except mlflow.exceptions.MlflowException:
         found = None
-    if found is not None and found.lifecycle_stage == "deleted":  # said now, not after the data is read
-        raise CkrunError(f"experiment {found.name!r} is deleted; restore it in the MLflow UI or pick another name")
     if found is not None:
+        refuse_deleted(found)  # said now, not after the data is read
         return str(found.artifact_location)
     return local_artifact_root(uri)
 
@@ -158,6 +157,12 @@ def local_artifact_root(uri: str) -> str | None:
     return (db.resolve().parent / "mlartifacts").as_uri()
 
 
+def refuse_deleted(experiment: Experiment) -> None:
+    """A deleted experiment hides its runs: logging into it, or reporting on it, would show nothing."""
+    if experiment.lifecycle_stage == "deleted":
+        raise CkrunError(f"experiment {experiment.name!r} is deleted; restore it in the MLflow UI or pick another name")
+
+
 def experiment_id(name: str | None = None) -> str:
     """The experiment to log into: `name`, else ``$MLFLOW_EXPERIMENT_ID`` (mlflow run), else 'ckrun'."""
     uri = configure()
@@ -167,8 +172,7 @@ def experiment_id(name: str | None = None) -> str:
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise CkrunError(f"experiment {name!r} is deleted; restore it in the MLflow UI or pick another name")
+        refuse_deleted(found)
         return found.experiment_id
     try:
         return client.create_experiment(name, artifact_location=local_artifact_root(uri))
