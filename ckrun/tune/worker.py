@@ -24,6 +24,7 @@ from ckrun.console import echo
 from ckrun.errors import ConfigError, raise_if_interrupted
 from ckrun.tune.attrs import ERROR_ATTR, PARETO_TARGETS, RETRY_OF_RUN_ATTR, RUN_ID_ATTR, SKIPPED_ATTR, WORKER_ATTR
 from ckrun.tune.cap import MaxTrialsReached, cap_reached, over_cap
+from ckrun.tune.champion import best_trials
 from ckrun.tune.liveness import WorkerId, reap_dead_workers, silent_workers
 from ckrun.tune.space import suggest_config
 
@@ -182,10 +183,8 @@ def after_trial(worker: Worker, study: Study, frozen: FrozenTrial) -> None:
 def _best_value(study: Study) -> tuple[int, float] | None:
     if len(study.directions) != 1:
         return None
-    with contextlib.suppress(ValueError):
-        best = study.best_trial
-        return best.number, float(best.value)  # type: ignore[arg-type]  # a COMPLETE single-objective trial
-    return None
+    best, _ = best_trials(study, pareto=False)  # the champion's rule, ties to the earliest trial
+    return (best.number, float(best.value)) if best is not None else None  # type: ignore[arg-type]
 
 
 def progress_line(frozen: FrozenTrial, best: tuple[int, float] | None, elapsed: float, error: str | None = None) -> str:
