@@ -11,6 +11,10 @@ import math
 from collections.abc import Mapping
 
 SPLITS = ("train", "val", "test")
+# The tag `ckrun tune --retrain` puts on its run, which trains on the val images too: what the
+# retrain writes and the report reads (its val scores are not held out, so they rank nothing).
+TRAIN_DATA_TAG = "ckrun.train_data"
+TRAINED_ON_VAL = "train+val"
 
 # Final per-split metrics ({split}_{name}); `au_*_05` are the same AU scores at threshold 0.5.
 SPLIT_METRICS = (

@@ -91,9 +91,6 @@ def _float(value: Any) -> float:
 
 
 STUDY_TAG = "tags.ckrun.study_name"  # set by ckrun.tune on the study's parent run and every trial
-# The `ckrun.train_data` tag of `ckrun tune --retrain`'s run (ckrun.tune.champion): its validation
-# images were training images, so its val scores are not held out and rank nothing.
-TRAINED_ON_VAL = "train+val"
 
 
 def _matches_study(row: pd.Series, study: str) -> bool:
@@ -172,7 +169,7 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     for key in (*METRIC_COLUMNS, *FAMILY_OBJECTIVE_COLUMNS):
         table[key] = [_float(v) for v in _column(runs, f"metrics.{key}")]
     table["fit_diagnosis"] = _column(runs, "tags.fit_diagnosis").fillna("").to_numpy()
-    table["train_data"] = _column(runs, "tags.ckrun.train_data").fillna("").to_numpy()
+    table["train_data"] = _column(runs, f"tags.{names.TRAIN_DATA_TAG}").fillna("").to_numpy()
     table["test_source"] = np.where(table["test_emotion_accuracy"].notna(), "run", "")
     return table.reset_index(drop=True)
 
@@ -308,7 +305,7 @@ def held_out_val(table: pd.DataFrame) -> pd.Series:
     """True for the runs whose validation images were not trained on (all but a retrain on train+val)."""
     if "train_data" not in table.columns:
         return pd.Series(True, index=table.index)
-    return table["train_data"] != TRAINED_ON_VAL
+    return table["train_data"] != names.TRAINED_ON_VAL
 
 
 def ranked_runs(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ckrun import tracking
+from ckrun import names, tracking
 from ckrun.config import TrainConfig, build_config
 from ckrun.console import echo, warn
 from ckrun.errors import CkrunError
@@ -109,7 +109,7 @@ def retrain_best(best: FrozenTrial, run_id: str, data: PreparedData, options: Tu
             "ckrun.study_name": options.study_name,
             "ckrun.retrained_from": run_id,
             "ckrun.trial_number": str(best.number),
-            "ckrun.train_data": "train+val",
+            names.TRAIN_DATA_TAG: names.TRAINED_ON_VAL,
         },
         verbose=options.verbose,
     )
